@@ -1,0 +1,1 @@
+"""convbert: ConvBERT as a composition of registered blocks."""
