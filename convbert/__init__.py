@@ -1,1 +1,37 @@
-"""convbert: ConvBERT as a composition of registered blocks."""
+"""convbert: ConvBERT as one composition of swappable, registered blocks, with Hugging Face's API."""
+
+from convbert.composition import normalize_composition
+from convbert.config import ConvBertConfig
+from convbert.errors import (
+    CheckpointError,
+    ConfigError,
+    ConvBertError,
+    DuplicateBlockError,
+    InputError,
+    NotExpressibleError,
+    PluginError,
+    UnknownBlockError,
+)
+from convbert.hookspecs import hookimpl
+from convbert.modeling import (
+    ConvBertForMaskedLM,
+    ConvBertForMultipleChoice,
+    ConvBertForQuestionAnswering,
+    ConvBertForSequenceClassification,
+    ConvBertForTokenClassification,
+    ConvBertModel,
+    ConvBertPreTrainedModel,
+    ConvBertWithHead,
+    build_model,
+)
+from convbert.registry import Registry, list_blocks
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError", "ConfigError", "ConvBertConfig", "ConvBertError", "ConvBertForMaskedLM",
+    "ConvBertForMultipleChoice", "ConvBertForQuestionAnswering", "ConvBertForSequenceClassification",
+    "ConvBertForTokenClassification", "ConvBertModel", "ConvBertPreTrainedModel", "ConvBertWithHead",
+    "DuplicateBlockError", "InputError", "NotExpressibleError", "PluginError", "Registry", "UnknownBlockError",
+    "build_model", "hookimpl", "list_blocks", "normalize_composition",
+]

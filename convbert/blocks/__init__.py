@@ -1,0 +1,1 @@
+"""Built-in blocks: each module implements the ``convbert_register_blocks`` hook for its blocks."""

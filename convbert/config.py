@@ -1,0 +1,339 @@
+"""ConvBertConfig: Hugging Face's flat ``config.json`` fields, validated, and the composition they describe."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from convbert.activations import ACTIVATIONS
+from convbert.errors import CheckpointError, ConfigError, NotExpressibleError
+
+CONFIG_NAME = "config.json"
+
+# Hugging Face's ConvBertConfig fields and defaults (transformers 5), plus the generic PretrainedConfig
+# fields a ConvBERT config.json carries.
+HF_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 30522,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "initializer_range": 0.02,
+    "layer_norm_eps": 1e-12,
+    "pad_token_id": 1,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "embedding_size": 768,
+    "head_ratio": 2,
+    "conv_kernel_size": 9,
+    "num_groups": 1,
+    "classifier_dropout": None,
+    "is_decoder": False,
+    "add_cross_attention": False,
+    "tie_word_embeddings": True,
+    "problem_type": None,
+    "output_hidden_states": False,
+    "output_attentions": False,
+    "return_dict": True,
+    "architectures": None,
+}
+# Ours: off by default so that released weights give Hugging Face's numbers.
+EXTRA_DEFAULTS: dict[str, Any] = {
+    "conv_mask_padding": False,
+    "composition": None,
+}
+HEAD_NAMES = ("masked_lm", "sequence_classification", "token_classification", "question_answering",
+              "multiple_choice")
+_IGNORED_KEYS = {"model_type", "transformers_version", "_name_or_path", "torch_dtype", "dtype", "num_labels"}
+
+
+class ConvBertConfig:
+    """Hugging Face compatible configuration of a ConvBERT model.
+
+    Accepts every field of ``transformers.ConvBertConfig`` with the same defaults (note pad_token_id=1 there,
+    while the released YituTech checkpoints use 0), keeps unknown fields (as Hugging Face does), and checks
+    the values on construction. ``to_composition()`` gives the registry composition of the same model.
+    """
+
+    model_type = "convbert"
+
+    def __init__(self, **kwargs: Any) -> None:
+        num_labels = kwargs.pop("num_labels", None)
+        id2label = kwargs.pop("id2label", None)
+        kwargs.pop("label2id", None)
+        for key in _IGNORED_KEYS:
+            kwargs.pop(key, None)
+        for key, default in {**HF_DEFAULTS, **EXTRA_DEFAULTS}.items():
+            setattr(self, key, copy.deepcopy(kwargs.pop(key, default)))
+        for key, value in kwargs.items():  # unknown fields are kept and written back
+            setattr(self, key, value)
+        self._extra_keys = sorted(kwargs)
+        if id2label is not None:
+            self.id2label = {int(k): v for k, v in id2label.items()}
+        else:
+            self.id2label = {i: f"LABEL_{i}" for i in range(2 if num_labels is None else int(num_labels))}
+        self.validate()
+
+    # -- labels -----------------------------------------------------------------------------------
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @num_labels.setter
+    def num_labels(self, n: int) -> None:
+        self.id2label = {i: f"LABEL_{i}" for i in range(n)}
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {v: k for k, v in self.id2label.items()}
+
+    # -- validation -------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ConfigError naming the field, the value and the fix."""
+
+        def need(ok: bool, field: str, why: str) -> None:
+            if not ok:
+                raise ConfigError(f"ConvBertConfig.{field}={getattr(self, field)!r}: {why}")
+
+        for field in ("vocab_size", "hidden_size", "num_attention_heads", "intermediate_size",
+                      "max_position_embeddings", "type_vocab_size", "embedding_size", "head_ratio",
+                      "conv_kernel_size", "num_groups"):
+            value = getattr(self, field)
+            need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, field,
+                 "must be a positive integer")
+        need(isinstance(self.num_hidden_layers, int) and self.num_hidden_layers >= 0, "num_hidden_layers",
+             "must be an integer >= 0")
+        need(self.conv_kernel_size % 2 == 1, "conv_kernel_size",
+             "must be odd so the span is centred on the token; use e.g. 3, 5, 9 or 17")
+        heads = max(self.num_attention_heads // self.head_ratio, 1)
+        need(self.hidden_size % (2 * heads) == 0, "hidden_size",
+             f"must be divisible by 2 * (num_attention_heads // head_ratio) = {2 * heads} so that the attention "
+             "and convolution heads (Hugging Face's rule) fill it exactly; change hidden_size, "
+             "num_attention_heads or head_ratio")
+        need(self.hidden_size % self.num_groups == 0 and self.intermediate_size % self.num_groups == 0,
+             "num_groups", f"must divide hidden_size ({self.hidden_size}) and intermediate_size "
+             f"({self.intermediate_size}); use a common divisor such as 1, 2 or 4")
+        need(self.hidden_act in ACTIVATIONS, "hidden_act", f"unknown activation; choose one of {sorted(ACTIVATIONS)}")
+        for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            need(0.0 <= float(getattr(self, field)) < 1.0, field, "must be in [0, 1)")
+        need(self.classifier_dropout is None or 0.0 <= float(self.classifier_dropout) < 1.0, "classifier_dropout",
+             "must be None or in [0, 1)")
+        need(self.pad_token_id is None or 0 <= self.pad_token_id < self.vocab_size, "pad_token_id",
+             f"must be None or an id below vocab_size ({self.vocab_size})")
+        need(float(self.layer_norm_eps) > 0, "layer_norm_eps", "must be > 0")
+
+    # -- composition ------------------------------------------------------------------------------
+    def encoder_composition(self) -> dict[str, Any]:
+        """The registry composition of the encoder (embeddings and layers, no head)."""
+        if self.composition is not None:
+            return copy.deepcopy(dict(self.composition))
+        ffn: dict[str, Any] = {"name": "dense", "intermediate_size": self.intermediate_size,
+                               "activation": self.hidden_act}
+        if self.num_groups > 1:
+            ffn = {"name": "grouped", "intermediate_size": self.intermediate_size, "num_groups": self.num_groups,
+                   "activation": self.hidden_act}
+        return {
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_hidden_layers,
+            "layer_norm_eps": float(self.layer_norm_eps),
+            "initializer_range": float(self.initializer_range),
+            "embedding": {
+                "name": "bert",
+                "vocab_size": self.vocab_size,
+                "embedding_size": self.embedding_size,
+                "max_position_embeddings": self.max_position_embeddings,
+                "type_vocab_size": self.type_vocab_size,
+                "pad_token_id": self.pad_token_id,
+                "dropout": float(self.hidden_dropout_prob),
+            },
+            "layer": {
+                "name": "transformer",
+                "dropout": float(self.hidden_dropout_prob),
+                "norm": "post",
+                "mixer": {
+                    "name": "mixed",
+                    "num_heads": self.num_attention_heads,
+                    "head_ratio": self.head_ratio,
+                    "head_size_rule": "hf",
+                    "parts": [
+                        {"name": "self_attention", "dropout": float(self.attention_probs_dropout_prob)},
+                        {"name": "span_conv", "kernel_size": self.conv_kernel_size,
+                         "mask_padding": bool(self.conv_mask_padding)},
+                    ],
+                },
+                "ffn": ffn,
+            },
+        }
+
+    def head_node(self, head: str) -> dict[str, Any]:
+        """The head block node for one of the Hugging Face task classes, from the flat fields."""
+        dropout = self.classifier_dropout if self.classifier_dropout is not None else self.hidden_dropout_prob
+        if head == "masked_lm":
+            return {"name": head, "vocab_size": self.vocab_size, "embedding_size": self.embedding_size,
+                    "tie_word_embeddings": bool(self.tie_word_embeddings)}
+        if head == "sequence_classification":
+            return {"name": head, "num_labels": self.num_labels, "activation": self.hidden_act,
+                    "dropout": float(dropout), "problem_type": self.problem_type}
+        if head == "token_classification":
+            return {"name": head, "num_labels": self.num_labels, "dropout": float(dropout)}
+        if head == "question_answering":
+            return {"name": head, "num_labels": self.num_labels}
+        if head == "multiple_choice":
+            node = {"name": head, "num_labels": self.num_labels}
+            for key in ("summary_type", "summary_use_proj", "summary_proj_to_labels", "summary_activation",
+                        "summary_first_dropout", "summary_last_dropout"):
+                if hasattr(self, key):
+                    node[key] = getattr(self, key)
+            return node
+        raise ConfigError(f"unknown head {head!r}; the Hugging Face task heads are {', '.join(HEAD_NAMES)}")
+
+    def to_composition(self, head: str | None = None) -> dict[str, Any]:
+        """The composition that builds the same model (with the named task head, if any)."""
+        composition = self.encoder_composition()
+        if head is not None:
+            composition["head"] = self.head_node(head)
+        return composition
+
+    @classmethod
+    def from_composition(cls, composition: dict[str, Any], **kwargs: Any) -> ConvBertConfig:
+        """A config describing ``composition``: flat fields where Hugging Face's can express it, otherwise
+        the composition itself is kept (``hf_compatible`` is then False)."""
+        from convbert.composition import normalize_composition
+
+        comp = copy.deepcopy(dict(composition))
+        comp.pop("head", None)
+        comp.pop("plugins", None)
+        fields = _flat_fields_of(comp)
+        config = cls(**{**fields, **kwargs})
+        if normalize_composition(config.encoder_composition()) != normalize_composition(comp):
+            config = cls(**{**fields, **kwargs, "composition": comp})
+        return config
+
+    @property
+    def hf_compatible(self) -> bool:
+        """Whether Hugging Face's ConvBertConfig can describe this model (no custom composition)."""
+        return self.composition is None
+
+    def require_hf_compatible(self) -> None:
+        if not self.hf_compatible:
+            raise NotExpressibleError(
+                "this model's composition (e.g. other mixers, a different head split or layer type) cannot be "
+                "described by Hugging Face's ConvBertConfig, so transformers cannot load it. Save it in convbert's "
+                "format (save_pretrained(dir, hf_format=False)) and load it with convbert."
+            )
+
+    # -- (de)serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model_type": self.model_type}
+        for key in HF_DEFAULTS:
+            out[key] = copy.deepcopy(getattr(self, key))
+        out["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        out["label2id"] = self.label2id
+        out["conv_mask_padding"] = self.conv_mask_padding
+        if self.composition is not None:
+            out["composition"] = copy.deepcopy(self.composition)
+        for key in self._extra_keys:
+            out[key] = copy.deepcopy(getattr(self, key))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> ConvBertConfig:
+        data = dict(data)
+        if data.get("model_type", "convbert") != "convbert":
+            raise ConfigError(
+                f"config.json has model_type={data['model_type']!r}; convbert loads ConvBERT configs only"
+            )
+        return cls(**{**data, **kwargs})
+
+    def to_json_string(self, use_diff: bool = False) -> str:
+        data = self.to_dict()
+        if use_diff:
+            default = ConvBertConfig().to_dict()
+            data = {k: v for k, v in data.items() if k == "model_type" or default.get(k) != v}
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+        path = Path(save_directory)
+        path.mkdir(parents=True, exist_ok=True)
+        from convbert.interop.files import atomic_write_text
+
+        atomic_write_text(path / CONFIG_NAME, self.to_json_string())
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> ConvBertConfig:
+        path = Path(path)
+        file = path / CONFIG_NAME if path.is_dir() else path
+        if not file.exists():
+            raise CheckpointError(
+                f"no {CONFIG_NAME} at {file}: pass a checkpoint directory written by save_pretrained "
+                "(convbert's or transformers') — downloading from a hub is not supported"
+            )
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{file} is not valid JSON: {exc}") from exc
+        return cls.from_dict(data, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConvBertConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"ConvBertConfig {self.to_json_string(use_diff=True)}"
+
+
+def _flat_fields_of(comp: dict[str, Any]) -> dict[str, Any]:
+    """Best-effort flat fields of a composition (exact for Hugging Face's ConvBERT, approximate otherwise)."""
+    emb = comp.get("embedding") or {}
+    layer = comp.get("layer") or {}
+    mixer = layer.get("mixer") or {}
+    ffn = layer.get("ffn") or {}
+    parts = mixer.get("parts") or []
+    fields: dict[str, Any] = {
+        "hidden_size": comp["hidden_size"],
+        "num_hidden_layers": comp["num_layers"],
+        "layer_norm_eps": comp.get("layer_norm_eps", 1e-12),
+        "initializer_range": comp.get("initializer_range", 0.02),
+        "hidden_dropout_prob": layer.get("dropout", 0.1),
+    }
+    for key in ("vocab_size", "max_position_embeddings", "type_vocab_size", "pad_token_id"):
+        if key in emb:
+            fields[key] = emb[key]
+    fields["embedding_size"] = emb.get("embedding_size") or comp["hidden_size"]
+    if "intermediate_size" in ffn:
+        fields["intermediate_size"] = ffn["intermediate_size"]
+    fields["num_groups"] = ffn.get("num_groups", 1)
+    if "activation" in ffn:
+        fields["hidden_act"] = ffn["activation"]
+    if mixer.get("name") == "mixed":
+        if mixer.get("num_heads"):
+            fields["num_attention_heads"] = mixer["num_heads"]
+        if mixer.get("head_ratio"):
+            fields["head_ratio"] = mixer["head_ratio"]
+        for part in parts:
+            part = {"name": part} if isinstance(part, str) else part
+            if part.get("name") == "self_attention" and "dropout" in part:
+                fields["attention_probs_dropout_prob"] = part["dropout"]
+            if part.get("name") == "span_conv":
+                fields["conv_kernel_size"] = part.get("kernel_size", 9)
+                fields["conv_mask_padding"] = part.get("mask_padding", False)
+    elif mixer.get("name") == "self_attention" and mixer.get("num_heads"):
+        fields["num_attention_heads"] = mixer["num_heads"]
+        fields["head_ratio"] = 1
+    # keep the flat fields valid even when they only approximate a custom composition
+    try:
+        ConvBertConfig(**fields)
+    except ConfigError:
+        for key in ("num_attention_heads", "head_ratio", "conv_kernel_size", "num_groups"):
+            fields.pop(key, None)
+        fields["num_attention_heads"], fields["head_ratio"] = 1, 1
+        if fields["hidden_size"] % 2:
+            raise
+    return fields

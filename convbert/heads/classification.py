@@ -1,0 +1,91 @@
+"""Sequence classification (regression / single-label / multi-label) and token classification heads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from convbert.activations import Activation
+from convbert.errors import ConfigError
+from convbert.hookspecs import hookimpl
+from convbert.outputs import SequenceClassifierOutput, TokenClassifierOutput
+
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+
+
+@dataclass
+class SequenceClassificationParams:
+    num_labels: int = 2
+    activation: str = "gelu"
+    dropout: float = 0.1
+    problem_type: Optional[str] = None  # None: inferred from num_labels and the labels' dtype, as Hugging Face
+
+
+class SequenceClassificationHead(nn.Module):
+    """The first token's state -> dropout, dense, activation, dropout, projection to num_labels."""
+
+    def __init__(self, params: SequenceClassificationParams, ctx) -> None:
+        super().__init__()
+        if params.problem_type is not None and params.problem_type not in PROBLEM_TYPES:
+            raise ConfigError(f"{ctx.path}.problem_type: {params.problem_type!r} is not one of {PROBLEM_TYPES}")
+        self.num_labels = params.num_labels
+        self.problem_type = params.problem_type
+        self.dense = nn.Linear(ctx.hidden_size, ctx.hidden_size)
+        self.act = Activation(params.activation)
+        self.dropout = nn.Dropout(params.dropout)
+        self.out_proj = nn.Linear(ctx.hidden_size, params.num_labels)
+
+    def forward(self, sequence_output: torch.Tensor, labels: torch.Tensor | None = None) -> SequenceClassifierOutput:
+        x = self.dropout(sequence_output[:, 0])
+        logits = self.out_proj(self.dropout(self.act(self.dense(x))))
+        loss = None if labels is None else self.loss(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.problem_type is None:
+            if self.num_labels == 1:
+                self.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.problem_type = "single_label_classification"
+            else:
+                self.problem_type = "multi_label_classification"
+        if self.problem_type == "regression":
+            if self.num_labels == 1:
+                return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+            return F.mse_loss(logits, labels.to(logits.dtype))
+        if self.problem_type == "single_label_classification":
+            return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+@dataclass
+class TokenClassificationParams:
+    num_labels: int = 2
+    dropout: float = 0.1
+
+
+class TokenClassificationHead(nn.Module):
+    """Every token's state -> dropout -> num_labels logits; labels -100 are ignored."""
+
+    def __init__(self, params: TokenClassificationParams, ctx) -> None:
+        super().__init__()
+        self.num_labels = params.num_labels
+        self.dropout = nn.Dropout(params.dropout)
+        self.classifier = nn.Linear(ctx.hidden_size, params.num_labels)
+
+    def forward(self, sequence_output: torch.Tensor, labels: torch.Tensor | None = None) -> TokenClassifierOutput:
+        logits = self.classifier(self.dropout(sequence_output))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+
+@hookimpl
+def convbert_register_blocks(registry) -> None:
+    registry.register("head", "sequence_classification", SequenceClassificationHead, SequenceClassificationParams)
+    registry.register("head", "token_classification", TokenClassificationHead, TokenClassificationParams)

@@ -1,0 +1,96 @@
+"""Safe checkpoint files: atomic writes, safetensors first, pickles only through ``weights_only=True``."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from convbert.errors import CheckpointError
+
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_INDEX = "model.safetensors.index.json"
+PICKLE_WEIGHTS = "pytorch_model.bin"
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: a killed process never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def save_safetensors(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Contiguous, unshared copies (safetensors refuses aliases), written atomically."""
+    tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+
+
+def load_state_dict_dir(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Path]:
+    """Read a checkpoint directory's weights: model.safetensors, a sharded index, or pytorch_model.bin.
+
+    Pickled weights are read with ``torch.load(weights_only=True)``: a file that would run code is refused.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(
+            f"checkpoint directory {str(directory)!r} does not exist; pass a directory written by "
+            "save_pretrained (convbert's or transformers')"
+        )
+    if (directory / SAFE_WEIGHTS).exists():
+        return load_safetensors(directory / SAFE_WEIGHTS), directory / SAFE_WEIGHTS
+    if (directory / SAFE_INDEX).exists():
+        index = json.loads((directory / SAFE_INDEX).read_text())
+        state: dict[str, torch.Tensor] = {}
+        for shard in sorted(set(index["weight_map"].values())):
+            state.update(load_safetensors(directory / shard))
+        return state, directory / SAFE_INDEX
+    if (directory / PICKLE_WEIGHTS).exists():
+        return load_pickle_weights(directory / PICKLE_WEIGHTS), directory / PICKLE_WEIGHTS
+    raise CheckpointError(
+        f"no weights in {directory}: expected {SAFE_WEIGHTS}, {SAFE_INDEX} or {PICKLE_WEIGHTS}"
+    )
+
+
+def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"weights file {path} is truncated or corrupt ({exc}); re-save or re-download it"
+        ) from exc
+
+
+def load_pickle_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refused to load {path}: it holds Python objects other than tensors, and unpickling them could run "
+            "code. Nothing was executed. Convert the checkpoint to safetensors in a trusted environment."
+        ) from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"weights file {path} is truncated or corrupt ({exc})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} is not a state dict of tensors")
+    return state

@@ -1,0 +1,412 @@
+"""ConvBertModel and ConvBertFor*: Hugging Face's API over a registry composition.
+
+Every class is built from a ``ConvBertConfig`` (Hugging Face's fields) or directly from a composition; module
+names inside are ours and ``convbert.interop.hf_keys`` maps checkpoints both ways.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from convbert.blocks.masking import SequenceMask
+from convbert.composition import BuildContext, parse_composition, resolve_registry
+from convbert.config import ConvBertConfig
+from convbert.errors import CheckpointError, InputError
+from convbert.interop import hf_keys
+from convbert.interop.files import SAFE_WEIGHTS, load_state_dict_dir, save_safetensors
+from convbert.outputs import BaseModelOutput, ModelOutput
+from convbert.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+
+class ConvBertPreTrainedModel(nn.Module):
+    """Construction from a config or a composition, Hugging Face's weight init, save and load."""
+
+    config_class = ConvBertConfig
+    base_model_prefix = "convbert"
+    head_name: str | None = None
+
+    def __init__(self, config: ConvBertConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else ConvBertConfig()
+
+    # -- weights ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Hugging Face's scheme: normal(0, initializer_range) weights, zero biases, unit LayerNorms,
+        zero padding row; blocks with their own parameters provide ``init_block_weights(std)``."""
+        std = self.config.initializer_range
+        embeddings = []
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Conv1d)):
+                nn.init.normal_(module.weight, std=std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                embeddings.append(module)
+            if hasattr(module, "init_block_weights"):
+                module.init_block_weights(std)
+        for module in embeddings:  # last: a decoder tied to them must not undo the zero padding row
+            nn.init.normal_(module.weight, std=std)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+
+    post_init = init_weights
+
+    def num_parameters(self, only_trainable: bool = False) -> int:
+        params = {id(p): p for p in self.parameters() if p.requires_grad or not only_trainable}
+        return sum(p.numel() for p in params.values())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike, hf_format: bool | None = None) -> None:
+        """Write config.json + model.safetensors (atomically).
+
+        ``hf_format`` (default: whenever the composition allows it) writes Hugging Face's key names, so that
+        ``transformers.ConvBertFor*.from_pretrained`` loads the directory; a composition Hugging Face cannot
+        express raises NotExpressibleError when ``hf_format=True`` and is saved in our names otherwise.
+        """
+        path = Path(save_directory)
+        if hf_format is None:
+            hf_format = self.config.hf_compatible
+        state = self.state_dict()
+        if hf_format:
+            self.config.require_hf_compatible()
+            tied = getattr(getattr(self, "head", None), "tie_word_embeddings", False)
+            if tied:
+                state = {k: v for k, v in state.items() if k != "head.decoder.weight"}
+            state, unmapped = hf_keys.to_hf(state, self.head_name)
+            if unmapped:
+                raise CheckpointError(f"no Hugging Face name for: {', '.join(unmapped)}")
+        self.config.architectures = [type(self).__name__]
+        self.config.save_pretrained(path)
+        save_safetensors(state, path / SAFE_WEIGHTS)
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, config: ConvBertConfig | None = None, **kwargs: Any
+    ) -> ConvBertPreTrainedModel:
+        """Load a checkpoint directory (ours or Hugging Face's; safetensors, or a weights-only pickle).
+
+        A task class loaded from a base-model checkpoint gets a freshly initialised head (as Hugging Face).
+        Encoder keys that are missing or unexpected are an error listing them.
+        """
+        path = Path(pretrained_model_name_or_path)
+        if not path.is_dir():
+            raise CheckpointError(
+                f"checkpoint directory {str(path)!r} does not exist; pass a local directory written by "
+                "save_pretrained (downloading from a hub is not supported)"
+            )
+        config = config or ConvBertConfig.from_pretrained(path, **kwargs)
+        model = cls(config)
+        state, source = load_state_dict_dir(path)
+        model.load_checkpoint_state(state, source)
+        return model
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor], source: Any = "state dict") -> None:
+        """Load a state dict in Hugging Face's names or ours, with errors that list what does not match."""
+        ours = self.state_dict()
+        if any(k in ours for k in state):  # our own names
+            mapped, unmapped = self._adapt_own_prefix(state, ours)
+        else:
+            mapped, unmapped = hf_keys.from_hf(state, self.head_name)
+        foreign_heads = [k for k in unmapped if k.startswith(hf_keys.HF_HEAD_PREFIXES) or k.startswith("head.")]
+        unexpected = [k for k in unmapped if k not in foreign_heads]
+        tied = {"head.decoder.weight"} if getattr(getattr(self, "head", None), "tie_word_embeddings", False) else set()
+        missing = [k for k in ours if k not in mapped and k not in tied]
+        missing_head = [k for k in missing if k.startswith("head.")]
+        missing = [k for k in missing if k not in missing_head]
+        if missing or unexpected:
+            raise CheckpointError(
+                f"checkpoint {source} does not match {type(self).__name__}: missing keys "
+                f"[{', '.join(missing) or '-'}]; unexpected keys [{', '.join(unexpected) or '-'}]. "
+                "Check that config.json describes the same architecture as the weights."
+            )
+        wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(ours[k].shape)}"
+                 for k, v in mapped.items() if k in ours and v.shape != ours[k].shape]
+        if wrong:
+            raise CheckpointError(f"checkpoint {source} has tensors of the wrong shape: {'; '.join(wrong)}")
+        if missing_head:
+            logger.warning("%s: newly initialised head weights (train them): %s", type(self).__name__,
+                           ", ".join(missing_head))
+        if foreign_heads:
+            logger.info("%s: ignored weights of another task head: %s", type(self).__name__, ", ".join(foreign_heads))
+        self.load_state_dict({k: v for k, v in mapped.items() if k in ours}, strict=False)
+
+    def _adapt_own_prefix(self, state, ours):
+        """Our names, from a base model into a task model or back (the ``convbert.`` prefix)."""
+        prefix = hf_keys.PREFIX
+        wants_prefix = any(k.startswith(prefix) for k in ours)
+        mapped, unmapped = {}, []
+        for k, v in state.items():
+            if wants_prefix and not k.startswith(prefix) and not k.startswith("head."):
+                k = prefix + k
+            elif not wants_prefix and k.startswith(prefix):
+                k = k[len(prefix):]
+            (mapped.__setitem__(k, v) if k in ours else unmapped.append(k))
+        return mapped, unmapped
+
+
+class ConvBertModel(ConvBertPreTrainedModel):
+    """The encoder: embeddings and a stack of layers, all built from the registry.
+
+    ``ConvBertModel(config)`` builds Hugging Face's ConvBERT; ``ConvBertModel(composition=...)`` any composition.
+    """
+
+    def __init__(
+        self,
+        config: ConvBertConfig | None = None,
+        *,
+        composition: dict | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        if composition is None:
+            config = config if config is not None else ConvBertConfig()
+            composition = config.encoder_composition()
+        elif config is None:
+            config = ConvBertConfig.from_composition(composition)
+        super().__init__(config)
+        parsed = parse_composition(composition)
+        registry = resolve_registry(parsed, registry)
+        self.build_context = BuildContext(
+            registry, parsed.hidden_size, float(parsed.layer_norm_eps), float(parsed.initializer_range)
+        )
+        self.embeddings = self.build_context.build("embedding", parsed.embedding, "embedding")
+        self.layers = nn.ModuleList(
+            self.build_context.build("layer", parsed.layer, "layer") for _ in range(parsed.num_layers)
+        )
+        self.init_weights()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word = value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutput | tuple:
+        output_attentions = _default(output_attentions, self.config.output_attentions)
+        output_hidden_states = _default(output_hidden_states, self.config.output_hidden_states)
+        shape = _check_inputs(input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids)
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        mask = SequenceMask.from_attention_mask(attention_mask, hidden.dtype)
+        all_hidden = [hidden] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for layer in self.layers:
+            hidden, probs = layer(hidden, mask, output_attentions)
+            if all_hidden is not None:
+                all_hidden.append(hidden)
+            if all_attentions is not None:
+                all_attentions.append(probs)
+        del shape
+        out = BaseModelOutput(
+            last_hidden_state=hidden,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+            attentions=tuple(all_attentions) if all_attentions is not None else None,
+        )
+        return _maybe_tuple(out, return_dict, self.config)
+
+
+class ConvBertWithHead(ConvBertPreTrainedModel):
+    """An encoder plus one registered head; the ConvBertFor* classes fix the head and its signature."""
+
+    def __init__(
+        self,
+        config: ConvBertConfig | None = None,
+        *,
+        composition: dict | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        if composition is None:
+            config = config if config is not None else ConvBertConfig()
+            composition = config.to_composition(self.head_name)
+        elif config is None:
+            config = ConvBertConfig.from_composition(composition)
+        composition = dict(composition)
+        head = composition.pop("head", None)
+        if head is None:
+            head = config.head_node(self.head_name) if self.head_name else None
+        if head is None:
+            raise InputError(f"{type(self).__name__} needs a composition with a `head:` node")
+        super().__init__(config)
+        encoder_composition = None if config.hf_compatible and composition == config.encoder_composition() \
+            else composition
+        self.convbert = ConvBertModel(config, composition=encoder_composition, registry=registry)
+        self.head = self.convbert.build_context.build("head", head, "head")
+        self.init_weights()
+
+    def get_output_embeddings(self) -> nn.Module | None:
+        return getattr(self.head, "decoder", None)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.convbert.get_input_embeddings()
+
+    def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                output_attentions, output_hidden_states) -> BaseModelOutput:
+        return self.convbert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                             output_attentions, output_hidden_states, return_dict=True)
+
+    def _finish(self, head_out: ModelOutput, encoded: BaseModelOutput, return_dict: bool | None):
+        head_out.hidden_states = encoded.hidden_states
+        head_out.attentions = encoded.attentions
+        problem_type = getattr(self.head, "problem_type", None)
+        if problem_type is not None:
+            self.config.problem_type = problem_type  # Hugging Face records the inferred problem type
+        return _maybe_tuple(head_out, return_dict, self.config)
+
+
+class ConvBertForMaskedLM(ConvBertWithHead):
+    head_name = "masked_lm"
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, logits_at_labels_only: bool = False):
+        """``logits_at_labels_only=True`` (pretraining) returns logits only for labelled positions, (N, V)."""
+        encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               output_attentions, output_hidden_states)
+        out = self.head(encoded.last_hidden_state, labels=labels, logits_at_labels_only=logits_at_labels_only)
+        return self._finish(out, encoded, return_dict)
+
+
+class ConvBertForSequenceClassification(ConvBertWithHead):
+    head_name = "sequence_classification"
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               output_attentions, output_hidden_states)
+        return self._finish(self.head(encoded.last_hidden_state, labels=labels), encoded, return_dict)
+
+
+class ConvBertForTokenClassification(ConvBertWithHead):
+    head_name = "token_classification"
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               output_attentions, output_hidden_states)
+        return self._finish(self.head(encoded.last_hidden_state, labels=labels), encoded, return_dict)
+
+
+class ConvBertForQuestionAnswering(ConvBertWithHead):
+    head_name = "question_answering"
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
+        encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               output_attentions, output_hidden_states)
+        out = self.head(encoded.last_hidden_state, start_positions=start_positions, end_positions=end_positions)
+        return self._finish(out, encoded, return_dict)
+
+
+class ConvBertForMultipleChoice(ConvBertWithHead):
+    head_name = "multiple_choice"
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        """Inputs are (batch, num_choices, length); logits are (batch, num_choices)."""
+        source = input_ids if input_ids is not None else inputs_embeds
+        if source is None or source.dim() < 3:
+            raise InputError(
+                "ConvBertForMultipleChoice takes input_ids of shape (batch, num_choices, length) "
+                f"(or inputs_embeds with a hidden axis); got shape {None if source is None else tuple(source.shape)}"
+            )
+        num_choices = source.shape[1]
+
+        def flat(t, keep):
+            return None if t is None else t.reshape(-1, *t.shape[-keep:])
+
+        encoded = self._encode(flat(input_ids, 1), flat(attention_mask, 1), flat(token_type_ids, 1),
+                               flat(position_ids, 1), flat(inputs_embeds, 2), output_attentions,
+                               output_hidden_states)
+        out = self.head(encoded.last_hidden_state, labels=labels, num_choices=num_choices)
+        return self._finish(out, encoded, return_dict)
+
+
+HEAD_CLASSES: dict[str, type[ConvBertWithHead]] = {
+    cls.head_name: cls
+    for cls in (ConvBertForMaskedLM, ConvBertForSequenceClassification, ConvBertForTokenClassification,
+                ConvBertForQuestionAnswering, ConvBertForMultipleChoice)
+}
+
+
+def build_model(composition: dict | Any, registry: Registry | None = None) -> ConvBertPreTrainedModel:
+    """Build the model a composition describes: ConvBertModel, or the task class of its head."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(composition, DictConfig):
+        composition = OmegaConf.to_container(composition, resolve=True)
+    composition = dict(composition)
+    head = composition.get("head")
+    if head is None:
+        return ConvBertModel(composition=composition, registry=registry)
+    name = head if isinstance(head, str) else head.get("name")
+    cls = HEAD_CLASSES.get(name, ConvBertWithHead)
+    return cls(composition=composition, registry=registry)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _default(value: bool | None, fallback: bool) -> bool:
+    return fallback if value is None else value
+
+
+def _maybe_tuple(out: ModelOutput, return_dict: bool | None, config: ConvBertConfig):
+    return out if _default(return_dict, config.return_dict) else out.to_tuple()
+
+
+def _check_inputs(input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids) -> tuple[int, int]:
+    """Shapes checked up front, so a mistake reads as a sentence and not as a size error deep in torch."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise InputError("pass exactly one of input_ids or inputs_embeds")
+    if input_ids is not None:
+        if input_ids.dim() != 2:
+            raise InputError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+        if input_ids.dtype.is_floating_point:
+            raise InputError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+        shape = tuple(input_ids.shape)
+    else:
+        if inputs_embeds.dim() != 3:
+            raise InputError(f"inputs_embeds must be (batch, length, embedding_size), got {tuple(inputs_embeds.shape)}")
+        shape = tuple(inputs_embeds.shape[:2])
+    for name, t in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids),
+                    ("position_ids", position_ids)):
+        if t is None:
+            continue
+        if name == "position_ids" and t.dim() == 2 and t.shape[0] == 1 and t.shape[1] == shape[1]:
+            continue
+        if tuple(t.shape) != shape:
+            raise InputError(
+                f"{name} has shape {tuple(t.shape)} but the input is (batch, length) = {shape}; "
+                f"pass a {name} with one entry per token"
+            )
+    return shape
