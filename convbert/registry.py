@@ -58,6 +58,7 @@ class BlockSpec:
     distribution: str | None = None
     version: str | None = None
     description: str = ""
+    example: dict | None = None  # a node the contract suite builds (defaults when None)
 
     def defaults(self) -> dict[str, Any]:
         """The parameters with their defaults (MISSING for required ones), for listings and docs."""
@@ -114,8 +115,12 @@ class Registry:
         factory: Callable[..., Any],
         params: type,
         description: str = "",
+        example: dict | None = None,
     ) -> BlockSpec:
-        """Add a block. ``params`` must be a dataclass: its fields are the block's config keys."""
+        """Add a block. ``params`` must be a dataclass: its fields are the block's config keys.
+
+        ``example``: parameters the contract suite (``convbert.testing``) builds the block with.
+        """
         if kind not in self.specs:
             raise ConfigError(f"cannot register {name!r}: unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
         if not dataclasses.is_dataclass(params):
@@ -130,7 +135,7 @@ class Registry:
                 f"{_dist_suffix(existing.distribution)} and by {provider}{_dist_suffix(dist)}. "
                 "Rename one of them or uninstall one of the two plugins."
             )
-        spec = BlockSpec(kind, name, factory, params, provider, dist, version, description or _doc(factory))
+        spec = BlockSpec(kind, name, factory, params, provider, dist, version, description or _doc(factory), example)
         self.specs[kind][name] = spec
         return spec
 

@@ -36,6 +36,7 @@ class GroupedLinear(nn.Module):
         self.groups, self.out_features = groups, out_features
         self.weight = nn.Parameter(torch.empty(groups, in_features // groups, out_features // groups))
         self.bias = nn.Parameter(torch.zeros(out_features))
+        self.init_block_weights(0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]

@@ -52,4 +52,9 @@ class TransformerLayer(nn.Module):
 
 @hookimpl
 def convbert_register_blocks(registry) -> None:
-    registry.register("layer", "transformer", TransformerLayer, TransformerLayerParams)
+    registry.register(
+        "layer", "transformer", TransformerLayer, TransformerLayerParams,
+        example={"mixer": {"name": "mixed", "num_heads": 4, "head_ratio": 2, "parts": [
+            {"name": "self_attention"}, {"name": "span_conv", "kernel_size": 3, "mask_padding": True}]},
+            "ffn": {"name": "dense", "intermediate_size": 24}},
+    )

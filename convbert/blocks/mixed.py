@@ -79,4 +79,8 @@ class MixedAttention(nn.Module):
 
 @hookimpl
 def convbert_register_blocks(registry) -> None:
-    registry.register("mixer", "mixed", MixedAttention, MixedParams)
+    registry.register(
+        "mixer", "mixed", MixedAttention, MixedParams,
+        example={"num_heads": 4, "head_ratio": 2,
+                 "parts": [{"name": "self_attention"}, {"name": "span_conv", "kernel_size": 3, "mask_padding": True}]},
+    )

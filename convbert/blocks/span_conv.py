@@ -73,6 +73,7 @@ class SpanConv(nn.Module):
         self.query = None if params.shared_query or params.kernel_input == "key" else nn.Linear(hidden, width)
         self.kernel = nn.Linear(width, heads * params.kernel_size)
         self.value = nn.Linear(hidden, width)
+        self.init_block_weights(ctx.initializer_range)
 
     def forward(
         self, hidden: torch.Tensor, mask: SequenceMask, output_attentions: bool = False, shared: dict | None = None
@@ -116,4 +117,7 @@ class SpanConv(nn.Module):
 
 @hookimpl
 def convbert_register_blocks(registry) -> None:
-    registry.register("mixer", "span_conv", SpanConv, SpanConvParams)
+    registry.register(
+        "mixer", "span_conv", SpanConv, SpanConvParams,
+        example={"kernel_size": 3, "shared_query": False, "mask_padding": True},
+    )

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny configs, a quiet transformers oracle, an isolated registry."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tiny_config_kwargs(**overrides):
+    """A ConvBERT small enough to run in milliseconds; pad id 0 as the released checkpoints."""
+    kwargs = dict(
+        vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+        embedding_size=16, head_ratio=2, conv_kernel_size=5, num_groups=1, pad_token_id=0,
+        max_position_embeddings=40, type_vocab_size=2,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """A registry with the built-ins only, discarded after the test."""
+    from convbert.registry import Registry
+
+    registry = Registry()
+    registry.load_builtins()
+    return registry
+
+
+@pytest.fixture
+def batch():
+    """A right-padded batch with two segments: (input_ids, attention_mask, token_type_ids)."""
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, 97, (3, 12), generator=g)
+    mask = torch.ones(3, 12, dtype=torch.long)
+    mask[1, 8:] = 0
+    mask[2, 5:] = 0
+    ids = ids.masked_fill(mask == 0, 0)
+    types = torch.zeros(3, 12, dtype=torch.long)
+    types[:, 6:] = 1
+    types = types * mask
+    return ids, mask, types
