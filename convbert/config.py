@@ -203,17 +203,17 @@ class ConvBertConfig:
         return composition
 
     @classmethod
-    def from_composition(cls, composition: dict[str, Any], **kwargs: Any) -> ConvBertConfig:
+    def from_composition(cls, composition: dict[str, Any], registry: Any = None, **kwargs: Any) -> ConvBertConfig:
         """A config describing ``composition``: flat fields where Hugging Face's can express it, otherwise
         the composition itself is kept (``hf_compatible`` is then False)."""
         from convbert.composition import normalize_composition
 
         comp = copy.deepcopy(dict(composition))
         comp.pop("head", None)
-        comp.pop("plugins", None)
+        normalized = normalize_composition(comp, registry)  # validates every node first
         fields = _flat_fields_of(comp)
         config = cls(**{**fields, **kwargs})
-        if normalize_composition(config.encoder_composition()) != normalize_composition(comp):
+        if normalize_composition(config.encoder_composition(), registry) != normalized:
             config = cls(**{**fields, **kwargs, "composition": comp})
         return config
 

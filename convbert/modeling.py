@@ -181,7 +181,7 @@ class ConvBertModel(ConvBertPreTrainedModel):
             config = config if config is not None else ConvBertConfig()
             composition = config.encoder_composition()
         elif config is None:
-            config = ConvBertConfig.from_composition(composition)
+            config = ConvBertConfig.from_composition(composition, registry)
         super().__init__(config)
         parsed = parse_composition(composition)
         registry = resolve_registry(parsed, registry)
@@ -247,7 +247,7 @@ class ConvBertWithHead(ConvBertPreTrainedModel):
             config = config if config is not None else ConvBertConfig()
             composition = config.to_composition(self.head_name)
         elif config is None:
-            config = ConvBertConfig.from_composition(composition)
+            config = ConvBertConfig.from_composition(composition, registry)
         composition = dict(composition)
         head = composition.pop("head", None)
         if head is None:
