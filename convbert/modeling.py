@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from convbert.blocks.masking import SequenceMask
 from convbert.composition import BuildContext, parse_composition, resolve_registry
@@ -24,6 +25,7 @@ from convbert.outputs import BaseModelOutput, ModelOutput
 from convbert.registry import Registry
 
 logger = logging.getLogger(__name__)
+_HF_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 
 
 class ConvBertPreTrainedModel(nn.Module):
@@ -123,6 +125,8 @@ class ConvBertPreTrainedModel(nn.Module):
     def load_checkpoint_state(self, state: dict[str, torch.Tensor], source: Any = "state dict") -> None:
         """Load a state dict in Hugging Face's names or ours, with errors that list what does not match."""
         ours = self.state_dict()
+        # older transformers checkpoints also saved these constant buffers
+        state = {k: v for k, v in state.items() if not k.endswith(_HF_BUFFERS)}
         if any(k in ours for k in state):  # our own names
             mapped, unmapped = self._adapt_own_prefix(state, ours)
         else:
@@ -192,7 +196,15 @@ class ConvBertModel(ConvBertPreTrainedModel):
         self.layers = nn.ModuleList(
             self.build_context.build("layer", parsed.layer, "layer") for _ in range(parsed.num_layers)
         )
+        self.gradient_checkpointing = False
         self.init_weights()
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute each layer in backward instead of storing its activations (long inputs, big batches)."""
+        self.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.gradient_checkpointing = False
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings.word
@@ -213,18 +225,20 @@ class ConvBertModel(ConvBertPreTrainedModel):
     ) -> BaseModelOutput | tuple:
         output_attentions = _default(output_attentions, self.config.output_attentions)
         output_hidden_states = _default(output_hidden_states, self.config.output_hidden_states)
-        shape = _check_inputs(input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids)
+        _check_inputs(input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids)
         hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         mask = SequenceMask.from_attention_mask(attention_mask, hidden.dtype)
         all_hidden = [hidden] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         for layer in self.layers:
-            hidden, probs = layer(hidden, mask, output_attentions)
+            if self.gradient_checkpointing and self.training:
+                hidden, probs = checkpoint(layer, hidden, mask, output_attentions, use_reentrant=False)
+            else:
+                hidden, probs = layer(hidden, mask, output_attentions)
             if all_hidden is not None:
                 all_hidden.append(hidden)
             if all_attentions is not None:
                 all_attentions.append(probs)
-        del shape
         out = BaseModelOutput(
             last_hidden_state=hidden,
             hidden_states=tuple(all_hidden) if all_hidden is not None else None,
@@ -260,6 +274,12 @@ class ConvBertWithHead(ConvBertPreTrainedModel):
         self.convbert = ConvBertModel(config, composition=encoder_composition, registry=registry)
         self.head = self.convbert.build_context.build("head", head, "head")
         self.init_weights()
+
+    def gradient_checkpointing_enable(self) -> None:
+        self.convbert.gradient_checkpointing_enable()
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.convbert.gradient_checkpointing_disable()
 
     def get_output_embeddings(self) -> nn.Module | None:
         return getattr(self.head, "decoder", None)

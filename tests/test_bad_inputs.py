@@ -111,3 +111,13 @@ def test_weights_only_pickle_loads(model, tmp_path):
     again = convbert.ConvBertForSequenceClassification.from_pretrained(tmp_path).eval()
     ids = torch.tensor([[1, 2, 3, 4]])
     assert torch.allclose(again(ids).logits, model(ids).logits, atol=1e-6)
+
+
+def test_old_checkpoints_with_constant_buffers_load(model, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    state["convbert.embeddings.position_ids"] = torch.arange(40)[None]
+    save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    convbert.ConvBertForSequenceClassification.from_pretrained(tmp_path)

@@ -144,3 +144,17 @@ def test_sparse_masked_lm_logits_give_the_same_loss(batch):
     assert sparse.logits.shape == (int(labelled.sum()), 97)
     assert torch.allclose(full.loss, sparse.loss, atol=1e-6)
     assert torch.allclose(full.logits[labelled], sparse.logits, atol=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(batch):
+    torch.manual_seed(0)
+    config = convbert.ConvBertConfig(**tiny_config_kwargs(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    model = convbert.ConvBertForMaskedLM(config)
+    args = _inputs("ConvBertForMaskedLM", batch, 2)
+    model(**args).loss.backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.gradient_checkpointing_enable()
+    model(**args).loss.backward()
+    for n, p in model.named_parameters():
+        assert torch.allclose(p.grad, plain[n], atol=1e-6), n
