@@ -32,6 +32,9 @@ BUILTIN_PLUGINS = (
     "convbert.blocks.embeddings",
     "convbert.blocks.self_attention",
     "convbert.blocks.span_conv",
+    "convbert.blocks.depthwise_conv",
+    "convbert.blocks.lightweight_conv",
+    "convbert.blocks.dynamic_conv",
     "convbert.blocks.mixed",
     "convbert.blocks.ffn",
     "convbert.blocks.layer",
@@ -43,7 +46,11 @@ BUILTIN_PLUGINS = (
 
 # Blocks that live in the separately installable packages under plugins/: named in the unknown-block
 # error so that a user who lacks the package learns which one to install.
-KNOWN_EXTERNAL_BLOCKS: dict[tuple[str, str], str] = {}
+_EXTRA_MIXERS = "convbert-extra-mixers (pip install ./plugins/convbert-extra-mixers)"
+KNOWN_EXTERNAL_BLOCKS: dict[tuple[str, str], str] = {
+    ("mixer", "fourier"): _EXTRA_MIXERS,
+    ("mixer", "linear_attention"): _EXTRA_MIXERS,
+}
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ class Registry:
     """Blocks by kind and name. ``Registry.default()`` is the process-wide one with every plugin loaded."""
 
     specs: dict[str, dict[str, BlockSpec]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    config_dirs: list[str] = field(default_factory=list)  # plugins' Hydra config dirs, for the search path
     _provider: tuple[str, str | None, str | None] = ("<direct>", None, None)
     _pm: pluggy.PluginManager | None = None
 
@@ -138,6 +146,17 @@ class Registry:
         spec = BlockSpec(kind, name, factory, params, provider, dist, version, description or _doc(factory), example)
         self.specs[kind][name] = spec
         return spec
+
+    def add_config_dir(self, path: str | os.PathLike) -> None:
+        """Offer a directory of Hydra config groups (``mixer/<name>.yaml`` ...) for the training search path.
+
+        A plugin calls this inside its ``convbert_register_blocks`` hook, next to ``register``.
+        """
+        path = os.path.abspath(os.fspath(path))
+        if not os.path.isdir(path):
+            raise PluginError(f"{self._provider[0]}: config dir {path!r} does not exist")
+        if path not in self.config_dirs:
+            self.config_dirs.append(path)
 
     def register_plugin(self, plugin: object, name: str | None = None, distribution: str | None = None) -> None:
         """Register a plugin object or module (anything with a ``convbert_register_blocks`` hookimpl)."""

@@ -6,9 +6,9 @@ import pickle
 
 import pytest
 import torch
+from conftest import tiny_config_kwargs
 
 import convbert
-from conftest import tiny_config_kwargs
 from convbert.errors import CheckpointError, InputError
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_config_kwargs
 
 import convbert
-from conftest import tiny_config_kwargs
 from convbert import ConvBertConfig
 from convbert.config import HF_DEFAULTS
 from convbert.errors import CheckpointError, ConfigError, NotExpressibleError
@@ -88,7 +88,7 @@ def test_paper_head_ratio_semantics_are_a_composition():
     comp = ConvBertConfig(**tiny_config_kwargs()).to_composition()
     comp["layer"]["mixer"].update(head_ratio=4, head_size_rule="paper")
     model = convbert.build_model(comp)
-    attention, conv = model.layers[0].mixer.parts
+    attention, _conv = model.layers[0].mixer.parts
     assert (attention.num_heads, attention.head_size) == (1, 8)
     assert model.layers[0].mixer.output_size == 16 and model.layers[0].mixer_out.in_features == 16
     assert not model.config.hf_compatible

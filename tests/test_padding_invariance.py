@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_config_kwargs
 
 import convbert
-from conftest import tiny_config_kwargs
 
 
 def _alone_vs_padded(mask_padding: bool, extra: int = 9) -> float:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_config_kwargs
 
 import convbert
-from conftest import tiny_config_kwargs
 
 transformers = pytest.importorskip("transformers")
 
@@ -59,11 +59,11 @@ def _randomize(model: torch.nn.Module, seed: int) -> None:
 def _compare(ref, ours) -> float:
     assert list(ref.keys()) == list(ours.keys())
     worst = 0.0
-    for key in ref.keys():
+    for key in ref:
         a, b = ref[key], ours[key]
         if isinstance(a, tuple):
             assert len(a) == len(b), key
-            worst = max([worst] + [(x - y).abs().max().item() for x, y in zip(a, b)])
+            worst = max([worst] + [(x - y).abs().max().item() for x, y in zip(a, b, strict=False)])
         else:
             assert a.shape == b.shape, key
             worst = max(worst, (a - b).abs().max().item())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -22,7 +21,7 @@ class SequenceClassificationParams:
     num_labels: int = 2
     activation: str = "gelu"
     dropout: float = 0.1
-    problem_type: Optional[str] = None  # None: inferred from num_labels and the labels' dtype, as Hugging Face
+    problem_type: str | None = None  # None: inferred from num_labels and the labels' dtype, as Hugging Face
 
 
 class SequenceClassificationHead(nn.Module):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -19,7 +18,7 @@ IGNORE_INDEX = -100
 @dataclass
 class MaskedLMParams:
     vocab_size: int = 30522
-    embedding_size: Optional[int] = None  # None: the embedding block's size
+    embedding_size: int | None = None  # None: the embedding block's size
     activation: str = "gelu"  # Hugging Face's ConvBERT uses GELU here whatever hidden_act says
     tie_word_embeddings: bool = True
 

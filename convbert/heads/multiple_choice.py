@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -26,7 +25,7 @@ class MultipleChoiceParams:
     summary_use_proj: bool = False
     summary_proj_to_labels: bool = False
     num_labels: int = 2
-    summary_activation: Optional[str] = None
+    summary_activation: str | None = None
     summary_first_dropout: float = 0.0
     summary_last_dropout: float = 0.0
 
