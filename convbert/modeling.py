@@ -131,7 +131,7 @@ class ConvBertPreTrainedModel(nn.Module):
             mapped, unmapped = self._adapt_own_prefix(state, ours)
         else:
             mapped, unmapped = hf_keys.from_hf(state, self.head_name)
-        foreign_heads = [k for k in unmapped if k.startswith((hf_keys.HF_HEAD_PREFIXES, "head."))]
+        foreign_heads = [k for k in unmapped if k.startswith((*hf_keys.HF_HEAD_PREFIXES, "head."))]
         unexpected = [k for k in unmapped if k not in foreign_heads]
         tied = {"head.decoder.weight"} if getattr(getattr(self, "head", None), "tie_word_embeddings", False) else set()
         missing = [k for k in ours if k not in mapped and k not in tied]
