@@ -129,6 +129,8 @@ class ConvBertConfig:
         need(self.pad_token_id is None or 0 <= self.pad_token_id < self.vocab_size, "pad_token_id",
              f"must be None or an id below vocab_size ({self.vocab_size})")
         need(float(self.layer_norm_eps) > 0, "layer_norm_eps", "must be > 0")
+        need(not self.is_decoder and not self.add_cross_attention, "is_decoder",
+             "ConvBERT here is an encoder; decoder use and cross-attention are not supported (set both False)")
 
     # -- composition ------------------------------------------------------------------------------
     def encoder_composition(self) -> dict[str, Any]:
