@@ -25,13 +25,15 @@ from convbert.modeling import (
     build_model,
 )
 from convbert.registry import Registry, list_blocks
+from convbert.tokenization import ConvBertTokenizer
+from convbert.tokenization_fast import ConvBertTokenizerFast
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "ConfigError", "ConvBertConfig", "ConvBertError", "ConvBertForMaskedLM",
     "ConvBertForMultipleChoice", "ConvBertForQuestionAnswering", "ConvBertForSequenceClassification",
-    "ConvBertForTokenClassification", "ConvBertModel", "ConvBertPreTrainedModel", "ConvBertWithHead",
+    "ConvBertForTokenClassification", "ConvBertModel", "ConvBertTokenizer", "ConvBertTokenizerFast", "ConvBertPreTrainedModel", "ConvBertWithHead",
     "DuplicateBlockError", "InputError", "NotExpressibleError", "PluginError", "Registry", "UnknownBlockError",
     "build_model", "hookimpl", "list_blocks", "normalize_composition",
 ]
