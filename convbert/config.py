@@ -253,6 +253,9 @@ class ConvBertConfig:
             raise ConfigError(
                 f"config.json has model_type={data['model_type']!r}; convbert loads ConvBERT configs only"
             )
+        if "num_labels" in kwargs or "id2label" in kwargs:  # the caller's labels replace the file's
+            data.pop("id2label", None)
+            data.pop("label2id", None)
         return cls(**{**data, **kwargs})
 
     def to_json_string(self, use_diff: bool = False) -> str:

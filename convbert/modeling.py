@@ -65,6 +65,43 @@ class ConvBertPreTrainedModel(nn.Module):
 
     post_init = init_weights
 
+    # -- embeddings ------------------------------------------------------------------------------
+    def get_output_embeddings(self) -> nn.Module | None:
+        return getattr(getattr(self, "head", None), "decoder", None)
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.head.decoder = value
+
+    def tie_weights(self) -> None:
+        """Share the word embeddings with a tied decoder (after either was replaced)."""
+        decoder = self.get_output_embeddings()
+        if decoder is not None and self._decoder_is_tied():
+            decoder.weight = self.get_input_embeddings().weight
+
+    @torch.no_grad()
+    def resize_token_embeddings(self, new_num_tokens: int) -> nn.Embedding:
+        """Grow or shrink the vocabulary (new rows initialised as the rest), keeping a tied decoder tied."""
+        old = self.get_input_embeddings()
+        new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx,
+                           device=old.weight.device, dtype=old.weight.dtype)
+        nn.init.normal_(new.weight, std=self.config.initializer_range)
+        keep = min(new_num_tokens, old.num_embeddings)
+        new.weight[:keep] = old.weight[:keep]
+        self.set_input_embeddings(new)
+        decoder = self.get_output_embeddings()
+        if decoder is not None:
+            resized = nn.Linear(decoder.in_features, new_num_tokens, device=new.weight.device, dtype=new.weight.dtype)
+            nn.init.zeros_(resized.bias)
+            resized.bias[:keep] = decoder.bias[:keep]
+            if not self._decoder_is_tied():
+                nn.init.normal_(resized.weight, std=self.config.initializer_range)
+                resized.weight[:keep] = decoder.weight[:keep]
+            self.set_output_embeddings(resized)
+            self.head.vocab_size = new_num_tokens
+            self.tie_weights()
+        self.config.vocab_size = new_num_tokens
+        return new
+
     def num_parameters(self, only_trainable: bool = False) -> int:
         params = {id(p): p for p in self.parameters() if p.requires_grad or not only_trainable}
         return sum(p.numel() for p in params.values())
@@ -78,22 +115,34 @@ class ConvBertPreTrainedModel(nn.Module):
         return next(self.parameters()).dtype
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str | os.PathLike, hf_format: bool | None = None) -> None:
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        hf_format: bool | None = None,
+        *,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        is_main_process: bool = True,
+        safe_serialization: bool = True,
+        **unused: Any,
+    ) -> None:
         """Write config.json + model.safetensors (atomically).
 
         ``hf_format`` (default: whenever the composition allows it) writes Hugging Face's key names, so that
         ``transformers.ConvBertFor*.from_pretrained`` loads the directory; a composition Hugging Face cannot
         express raises NotExpressibleError when ``hf_format=True`` and is saved in our names otherwise.
+        transformers' ``state_dict`` and ``is_main_process`` are honoured; weights are always safetensors
+        (``safe_serialization=False`` would be a pickle, which this project never writes).
         """
+        if not is_main_process:
+            return
         path = Path(save_directory)
         if hf_format is None:
             hf_format = self.config.hf_compatible
-        state = self.state_dict()
+        state = dict(state_dict if state_dict is not None else self.state_dict())
         if hf_format:
             self.config.require_hf_compatible()
-            tied = getattr(getattr(self, "head", None), "tie_word_embeddings", False)
-            if tied:
-                state = {k: v for k, v in state.items() if k != "head.decoder.weight"}
+            if self._decoder_is_tied():
+                state.pop("head.decoder.weight", None)
             state, unmapped = hf_keys.to_hf(state, self.head_name)
             if unmapped:
                 raise CheckpointError(f"no Hugging Face name for: {', '.join(unmapped)}")
@@ -101,14 +150,27 @@ class ConvBertPreTrainedModel(nn.Module):
         self.config.save_pretrained(path)
         save_safetensors(state, path / SAFE_WEIGHTS)
 
+    def _decoder_is_tied(self) -> bool:
+        return bool(getattr(getattr(self, "head", None), "tie_word_embeddings", False))
+
     @classmethod
     def from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike, config: ConvBertConfig | None = None, **kwargs: Any
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        config: ConvBertConfig | None = None,
+        *,
+        dtype: torch.dtype | str | None = "auto",
+        torch_dtype: torch.dtype | str | None = None,
+        ignore_mismatched_sizes: bool = False,
+        **kwargs: Any,
     ) -> ConvBertPreTrainedModel:
         """Load a checkpoint directory (ours or Hugging Face's; safetensors, or a weights-only pickle).
 
         A task class loaded from a base-model checkpoint gets a freshly initialised head (as Hugging Face).
-        Encoder keys that are missing or unexpected are an error listing them.
+        Encoder keys that are missing or unexpected are an error listing them. Other keyword arguments
+        override config fields (``num_labels=5``, ``conv_mask_padding=True``). ``dtype="auto"`` keeps the
+        checkpoint's floating dtype, as transformers 5 does; ``ignore_mismatched_sizes`` re-initialises
+        tensors whose shapes differ (a new classifier) instead of failing.
         """
         path = Path(pretrained_model_name_or_path)
         if not path.is_dir():
@@ -116,13 +178,22 @@ class ConvBertPreTrainedModel(nn.Module):
                 f"checkpoint directory {str(path)!r} does not exist; pass a local directory written by "
                 "save_pretrained (downloading from a hub is not supported)"
             )
-        config = config or ConvBertConfig.from_pretrained(path, **kwargs)
+        if config is None:
+            config = ConvBertConfig.from_pretrained(path, **kwargs)
+        else:
+            for key, value in kwargs.items():
+                setattr(config, key, value)
         model = cls(config)
         state, source = load_state_dict_dir(path)
-        model.load_checkpoint_state(state, source)
+        model.load_checkpoint_state(state, source, ignore_mismatched_sizes=ignore_mismatched_sizes)
+        target = _resolve_dtype(torch_dtype if torch_dtype is not None else dtype, state)
+        if target is not None and target != model.dtype:
+            model.to(target)
         return model
 
-    def load_checkpoint_state(self, state: dict[str, torch.Tensor], source: Any = "state dict") -> None:
+    def load_checkpoint_state(
+        self, state: dict[str, torch.Tensor], source: Any = "state dict", ignore_mismatched_sizes: bool = False
+    ) -> None:
         """Load a state dict in Hugging Face's names or ours, with errors that list what does not match."""
         ours = self.state_dict()
         # older transformers checkpoints also saved these constant buffers
@@ -133,7 +204,7 @@ class ConvBertPreTrainedModel(nn.Module):
             mapped, unmapped = hf_keys.from_hf(state, self.head_name)
         foreign_heads = [k for k in unmapped if k.startswith((*hf_keys.HF_HEAD_PREFIXES, "head."))]
         unexpected = [k for k in unmapped if k not in foreign_heads]
-        tied = {"head.decoder.weight"} if getattr(getattr(self, "head", None), "tie_word_embeddings", False) else set()
+        tied = {"head.decoder.weight"} if self._decoder_is_tied() else set()
         missing = [k for k in ours if k not in mapped and k not in tied]
         missing_head = [k for k in missing if k.startswith("head.")]
         missing = [k for k in missing if k not in missing_head]
@@ -145,8 +216,14 @@ class ConvBertPreTrainedModel(nn.Module):
             )
         wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(ours[k].shape)}"
                  for k, v in mapped.items() if k in ours and v.shape != ours[k].shape]
+        if wrong and not ignore_mismatched_sizes:
+            raise CheckpointError(
+                f"checkpoint {source} has tensors of the wrong shape: {'; '.join(wrong)}. Pass "
+                "ignore_mismatched_sizes=True to re-initialise them (e.g. a classifier with a new num_labels)."
+            )
         if wrong:
-            raise CheckpointError(f"checkpoint {source} has tensors of the wrong shape: {'; '.join(wrong)}")
+            logger.warning("%s: re-initialised tensors of another shape: %s", type(self).__name__, "; ".join(wrong))
+            mapped = {k: v for k, v in mapped.items() if k not in ours or v.shape == ours[k].shape}
         if missing_head:
             logger.warning("%s: newly initialised head weights (train them): %s", type(self).__name__,
                            ", ".join(missing_head))
@@ -211,6 +288,7 @@ class ConvBertModel(ConvBertPreTrainedModel):
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.word = value
+        self.embeddings.vocab_size = value.num_embeddings
 
     def forward(
         self,
@@ -281,11 +359,11 @@ class ConvBertWithHead(ConvBertPreTrainedModel):
     def gradient_checkpointing_disable(self) -> None:
         self.convbert.gradient_checkpointing_disable()
 
-    def get_output_embeddings(self) -> nn.Module | None:
-        return getattr(self.head, "decoder", None)
-
     def get_input_embeddings(self) -> nn.Embedding:
         return self.convbert.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.convbert.set_input_embeddings(value)
 
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                 output_attentions, output_hidden_states) -> BaseModelOutput:
@@ -322,6 +400,7 @@ class ConvBertForSequenceClassification(ConvBertWithHead):
                 return_dict=None):
         encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                                output_attentions, output_hidden_states)
+        self.head.problem_type = self.config.problem_type  # the config may have been changed since
         return self._finish(self.head(encoded.last_hidden_state, labels=labels), encoded, return_dict)
 
 
@@ -396,6 +475,21 @@ def build_model(composition: dict | Any, registry: Registry | None = None) -> Co
 
 
 # -- helpers --------------------------------------------------------------------------------------
+def _resolve_dtype(dtype: torch.dtype | str | None, state: dict[str, torch.Tensor]) -> torch.dtype | None:
+    """``"auto"``: the checkpoint's floating dtype when it has exactly one; a name or dtype: that one."""
+    if dtype is None:
+        return None
+    if dtype == "auto":
+        found = {t.dtype for t in state.values() if t.is_floating_point()}
+        return found.pop() if len(found) == 1 else None
+    if isinstance(dtype, str):
+        resolved = getattr(torch, dtype, None)
+        if not isinstance(resolved, torch.dtype):
+            raise InputError(f"dtype {dtype!r} is not a torch dtype name (e.g. 'float32', 'bfloat16')")
+        return resolved
+    return dtype
+
+
 def _default(value: bool | None, fallback: bool) -> bool:
     return fallback if value is None else value
 
@@ -422,11 +516,13 @@ def _check_inputs(input_ids, inputs_embeds, attention_mask, token_type_ids, posi
                     ("position_ids", position_ids)):
         if t is None:
             continue
-        if name == "position_ids" and t.dim() == 2 and t.shape[0] == 1 and t.shape[1] == shape[1]:
-            continue
-        if tuple(t.shape) != shape:
+        try:
+            fits = torch.broadcast_shapes(tuple(t.shape), shape) == shape  # (L,) and (1, L) broadcast, as HF
+        except RuntimeError:
+            fits = False
+        if not fits:
             raise InputError(
                 f"{name} has shape {tuple(t.shape)} but the input is (batch, length) = {shape}; "
-                f"pass a {name} with one entry per token"
+                f"pass a {name} with one entry per token (or one that broadcasts to it)"
             )
     return shape

@@ -158,3 +158,16 @@ def test_gradient_checkpointing_gives_the_same_gradients(batch):
     model(**args).loss.backward()
     for n, p in model.named_parameters():
         assert torch.allclose(p.grad, plain[n], atol=1e-6), n
+
+
+def test_resize_token_embeddings_keeps_rows_and_tying():
+    torch.manual_seed(0)
+    model = convbert.ConvBertForMaskedLM(convbert.ConvBertConfig(**tiny_config_kwargs())).eval()
+    ids = torch.randint(1, 97, (2, 6))
+    before = model(ids).logits
+    model.resize_token_embeddings(120)
+    after = model(ids).logits
+    assert after.shape[-1] == 120 and model.config.vocab_size == 120
+    assert torch.allclose(before, after[..., :97], atol=1e-6)
+    assert model.head.decoder.weight is model.convbert.embeddings.word.weight
+    model(torch.tensor([[119]]), labels=torch.tensor([[119]]))  # the new ids are valid now

@@ -54,11 +54,11 @@ class SequenceClassificationHead(nn.Module):
                 self.problem_type = "multi_label_classification"
         if self.problem_type == "regression":
             if self.num_labels == 1:
-                return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
-            return F.mse_loss(logits, labels.to(logits.dtype))
+                return F.mse_loss(logits.squeeze(), labels.squeeze())
+            return F.mse_loss(logits, labels)
         if self.problem_type == "single_label_classification":
             return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return F.binary_cross_entropy_with_logits(logits, labels)
 
 
 @dataclass

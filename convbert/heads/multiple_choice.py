@@ -13,7 +13,7 @@ from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
 from convbert.outputs import MultipleChoiceModelOutput
 
-SUMMARY_TYPES = ("last", "first", "mean")
+SUMMARY_TYPES = ("last", "first", "mean", "cls_index")  # cls_index without an index: the last, as HF
 
 
 @dataclass
@@ -49,7 +49,7 @@ class MultipleChoiceHead(nn.Module):
     def forward(
         self, sequence_output: torch.Tensor, labels: torch.Tensor | None = None, num_choices: int = 1
     ) -> MultipleChoiceModelOutput:
-        if self.summary_type == "last":
+        if self.summary_type in ("last", "cls_index"):
             pooled = sequence_output[:, -1]
         elif self.summary_type == "first":
             pooled = sequence_output[:, 0]
