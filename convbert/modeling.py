@@ -198,7 +198,8 @@ class ConvBertPreTrainedModel(nn.Module):
         ours = self.state_dict()
         # older transformers checkpoints also saved these constant buffers
         state = {k: v for k, v in state.items() if not k.endswith(_HF_BUFFERS)}
-        if any(k in ours for k in state):  # our own names
+        prefix = hf_keys.PREFIX
+        if any(k in ours or k.removeprefix(prefix) in ours or prefix + k in ours for k in state):  # our names
             mapped, unmapped = self._adapt_own_prefix(state, ours)
         else:
             mapped, unmapped = hf_keys.from_hf(state, self.head_name)

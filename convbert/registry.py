@@ -42,6 +42,7 @@ BUILTIN_PLUGINS = (
     "convbert.heads.classification",
     "convbert.heads.question_answering",
     "convbert.heads.multiple_choice",
+    "convbert.heads.replaced_token_detection",
 )
 
 # Blocks that live in the separately installable packages under plugins/: named in the unknown-block

@@ -114,3 +114,14 @@ def test_missing_config_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         ConvBertConfig.from_pretrained(tmp_path)
+
+
+def test_task_checkpoint_in_our_names_loads_into_the_base_model(tmp_path):
+    comp = ConvBertConfig(**tiny_config_kwargs()).to_composition("sequence_classification")
+    comp["layer"]["mixer"] = {"name": "self_attention", "num_heads": 4}
+    task_model = convbert.build_model(comp).eval()
+    task_model.save_pretrained(tmp_path)  # our names: not expressible in Hugging Face's
+    base = convbert.ConvBertModel.from_pretrained(tmp_path).eval()
+    ids = torch.randint(1, 97, (2, 9))
+    assert torch.equal(base(ids).last_hidden_state, task_model.convbert(ids).last_hidden_state)
+    assert (tmp_path / "config.json").stat().st_mode & 0o044  # readable by others, as any saved file

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
 
+from convbert.blocks.dropout import Dropout
+from convbert.blocks.linear import Linear
 from convbert.errors import InputError
 from convbert.hookspecs import hookimpl
 
@@ -15,10 +16,10 @@ from convbert.hookspecs import hookimpl
 @dataclass
 class BertEmbeddingsParams:
     vocab_size: int = 30522
-    embedding_size: Optional[int] = None  # None: the model's hidden size
+    embedding_size: int | None = None  # None: the model's hidden size
     max_position_embeddings: int = 512
     type_vocab_size: int = 2
-    pad_token_id: Optional[int] = 0
+    pad_token_id: int | None = 0
     dropout: float = 0.1
 
 
@@ -36,9 +37,10 @@ class BertEmbeddings(nn.Module):
         self.position = nn.Embedding(params.max_position_embeddings, size)
         self.token_type = nn.Embedding(params.type_vocab_size, size)
         self.norm = nn.LayerNorm(size, eps=ctx.layer_norm_eps)
-        self.dropout = nn.Dropout(params.dropout)
-        self.project = nn.Linear(size, ctx.hidden_size) if size != ctx.hidden_size else None
-        self.register_buffer("position_ids", torch.arange(params.max_position_embeddings)[None], persistent=False)
+        self.dropout = Dropout(params.dropout)
+        self.project = Linear(size, ctx.hidden_size) if size != ctx.hidden_size else None
+        positions = torch.arange(params.max_position_embeddings)[None]
+        self.register_buffer("position_ids", positions, persistent=False)
         ctx.shared["word_embeddings"] = self.word
 
     def forward(
@@ -48,11 +50,11 @@ class BertEmbeddings(nn.Module):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        batch, length = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
+        _batch, length = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
         if length > self.max_positions and position_ids is None:
             raise InputError(
-                f"sequence length {length} is longer than the position table ({self.max_positions} positions, "
-                "max_position_embeddings). Truncate the input (tokenizer truncation=True, "
+                f"sequence length {length} is longer than the position table ({self.max_positions} "
+                "positions, max_position_embeddings). Truncate the input (tokenizer truncation=True, "
                 f"max_length={self.max_positions}) or use a model with a longer position table."
             )
         if inputs_embeds is None:

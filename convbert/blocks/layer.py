@@ -1,4 +1,7 @@
-"""The transformer layer: a token mixer and an FFN, each with a residual and a LayerNorm."""
+"""The transformer layer: a token mixer and an FFN, each with a residual and a LayerNorm.
+
+Each sub-block's dropout and residual add are one pass (``Dropout.add``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from convbert.blocks.dropout import Dropout
+from convbert.blocks.linear import Linear
 from convbert.blocks.masking import SequenceMask
 from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
@@ -31,22 +36,22 @@ class TransformerLayer(nn.Module):
         hidden = ctx.hidden_size
         self.pre_norm = params.norm == "pre"
         self.mixer = ctx.build("mixer", params.mixer, "mixer")
-        self.mixer_out = nn.Linear(self.mixer.output_size, hidden)
+        self.mixer_out = Linear(self.mixer.output_size, hidden)
         self.mixer_norm = nn.LayerNorm(hidden, eps=ctx.layer_norm_eps)
         self.ffn = ctx.build("ffn", params.ffn, "ffn")
         self.ffn_norm = nn.LayerNorm(hidden, eps=ctx.layer_norm_eps)
-        self.dropout = nn.Dropout(params.dropout)
+        self.dropout = Dropout(params.dropout)
 
     def forward(
         self, hidden: torch.Tensor, mask: SequenceMask, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.pre_norm:
             mixed, probs = self.mixer(self.mixer_norm(hidden), mask, output_attentions, {})
-            hidden = hidden + self.dropout(self.mixer_out(mixed))
-            return hidden + self.dropout(self.ffn(self.ffn_norm(hidden))), probs
+            hidden = self.dropout.add(self.mixer_out(mixed), hidden)
+            return self.dropout.add(self.ffn(self.ffn_norm(hidden)), hidden), probs
         mixed, probs = self.mixer(hidden, mask, output_attentions, {})
-        hidden = self.mixer_norm(hidden + self.dropout(self.mixer_out(mixed)))
-        hidden = self.ffn_norm(hidden + self.dropout(self.ffn(hidden)))
+        hidden = self.mixer_norm(self.dropout.add(self.mixer_out(mixed), hidden))
+        hidden = self.ffn_norm(self.dropout.add(self.ffn(hidden), hidden))
         return hidden, probs
 
 

@@ -10,7 +10,7 @@ part's width hidden/head_ratio; the layer projects the concatenation back to the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,10 +25,10 @@ HEAD_SIZE_RULES = ("hf", "paper")
 @dataclass
 class MixedParams:
     parts: list = field(default_factory=lambda: [{"name": "self_attention"}, {"name": "span_conv"}])
-    num_heads: Optional[int] = None
-    head_ratio: Optional[int] = None
+    num_heads: int | None = None
+    head_ratio: int | None = None
     head_size_rule: str = "hf"
-    dropout: Optional[float] = None  # attention-probability dropout handed to parts that take one
+    dropout: float | None = None  # attention-probability dropout handed to parts that take one
 
 
 def split_heads(hidden: int, num_heads: int, head_ratio: int, rule: str) -> tuple[int, int]:

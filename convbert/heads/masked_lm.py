@@ -6,13 +6,59 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from convbert.activations import Activation
+from convbert.blocks.linear import Linear
 from convbert.hookspecs import hookimpl
 from convbert.outputs import MaskedLMOutput
 
 IGNORE_INDEX = -100
+_CHUNK_ELEMENTS = 1 << 24  # rows of logits handled at once when computing the log-sum-exp (64 MB in fp32)
+
+
+class _VocabCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy over the labelled rows of (N, V) logits, saving only the logits and (N,) numbers.
+
+    ``F.cross_entropy`` keeps an (N, V) log-softmax for backward, and its backward allocates two more (N, V)
+    tensors (a zero-filled gradient of the log-probabilities, then that of the logits): at 4096 tokens and a
+    30522-word vocabulary each is 500 MB. Here forward makes only 64 MB chunks and backward one (N, V)
+    tensor, softmax minus one-hot, scaled in place.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        valid = labels != IGNORE_INDEX
+        safe = torch.where(valid, labels, 0)
+        rows = max(1, _CHUNK_ELEMENTS // logits.shape[1])
+        # log-sum-exp in fp32 through log_softmax, one fused kernel: lse = x[:, 0] - log_softmax(x)[:, 0]
+        lse = torch.cat([c[:, 0].float() - torch.log_softmax(c, 1, dtype=torch.float32)[:, 0]
+                         for c in logits.split(rows)])
+        target = logits.gather(1, safe[:, None]).squeeze(1).float()
+        count = valid.sum()
+        loss = torch.where(valid, lse - target, 0.0).sum() / count
+        ctx.save_for_backward(logits, safe, valid, count)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        logits, safe, valid, count = ctx.saved_tensors
+        grad_logits = torch.softmax(logits, 1)  # fp32 accumulation inside, output in the logits' dtype
+        grad_logits.scatter_add_(1, safe[:, None], -valid.to(grad_logits.dtype)[:, None])
+        grad_logits.mul_((valid * (grad / count.clamp(min=1))).to(grad_logits.dtype)[:, None])
+        return grad_logits, None
+
+
+def vocab_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy(logits.float(), labels)`` (mean over labels != -100) for a large vocabulary.
+
+    Under ``torch.compile`` it is ``F.cross_entropy``, which inductor fuses on its own.
+    """
+    if torch.compiler.is_compiling():
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1))
+    return _VocabCrossEntropy.apply(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
 
 
 @dataclass
@@ -35,16 +81,19 @@ class MaskedLMHead(nn.Module):
         word = ctx.shared.get("word_embeddings")
         size = params.embedding_size or (word.embedding_dim if word is not None else ctx.hidden_size)
         self.vocab_size = params.vocab_size
-        self.dense = nn.Linear(ctx.hidden_size, size)
+        self.dense = Linear(ctx.hidden_size, size)
         self.act = Activation(params.activation)
         self.norm = nn.LayerNorm(size, eps=ctx.layer_norm_eps)
-        self.decoder = nn.Linear(size, params.vocab_size)
+        self.decoder = Linear(size, params.vocab_size)
         self.tie_word_embeddings = params.tie_word_embeddings
         if params.tie_word_embeddings and word is not None:
             self.decoder.weight = word.weight
 
     def forward(
-        self, sequence_output: torch.Tensor, labels: torch.Tensor | None = None, logits_at_labels_only: bool = False
+        self,
+        sequence_output: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        logits_at_labels_only: bool = False,
     ) -> MaskedLMOutput:
         if labels is not None and logits_at_labels_only:
             selected = labels != IGNORE_INDEX
@@ -52,7 +101,7 @@ class MaskedLMHead(nn.Module):
         logits = self.decoder(self.norm(self.act(self.dense(sequence_output))))
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.view(-1, self.vocab_size).float(), labels.reshape(-1))
+            loss = vocab_cross_entropy(logits, labels)
         return MaskedLMOutput(loss=loss, logits=logits)
 
 

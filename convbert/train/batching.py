@@ -1,0 +1,73 @@
+"""Batches: which examples each step reads (seeded, sharded, resumable) and how they are padded.
+
+The order of an epoch is a function of (seed, epoch) alone, so a resumed run re-derives it and skips to its
+position instead of storing it; under torchrun every process takes its own interleaved share of each global
+batch, so the processes together read exactly what one process would read with world_size times the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100
+
+
+class BatchOrder:
+    """The example indices of every step of an epoch, for one process of ``world_size``."""
+
+    def __init__(self, num_examples: int, batch_size: int, seed: int, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if num_examples < 1:
+            raise ValueError("no training examples: check the data node (max_examples, files)")
+        self.num_examples, self.batch_size = num_examples, batch_size
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        global_batch = batch_size * world_size
+        # Drop the last partial global batch, but never drop everything: tiny data sets still train.
+        self.steps_per_epoch = max(1, num_examples // global_batch)
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(self.num_examples, generator=g).tolist()
+        while len(order) < self.steps_per_epoch * self.batch_size * self.world_size:
+            order += order  # fewer examples than one batch: repeat them
+        global_batch = self.batch_size * self.world_size
+        batches = []
+        for step in range(self.steps_per_epoch):
+            chunk = order[step * global_batch:(step + 1) * global_batch]
+            batches.append(chunk[self.rank::self.world_size])
+        return batches
+
+
+def _pad(rows: Sequence[Any], value: int) -> torch.Tensor:
+    """Right-pad nested lists (B, L) or (B, C, L) of ints to one rectangular tensor."""
+    if rows and isinstance(rows[0][0], list):  # (B, C, L): multiple choice
+        width = max(len(seq) for row in rows for seq in row)
+        return torch.tensor([[seq + [value] * (width - len(seq)) for seq in row] for row in rows])
+    width = max(len(row) for row in rows)
+    return torch.tensor([list(row) + [value] * (width - len(row)) for row in rows])
+
+
+def collate(features: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Pad a list of features to the longest in the batch; adds ``attention_mask``.
+
+    ``input_ids`` pad with ``pad_token_id``, ``token_type_ids`` with 0, list-valued ``labels`` with -100;
+    scalar fields become 1-D tensors. Keys starting with ``_`` (evaluation bookkeeping) are left out.
+    """
+    batch: dict[str, torch.Tensor] = {}
+    ids = [f["input_ids"] for f in features]
+    batch["input_ids"] = _pad(ids, pad_token_id)
+    mask_rows = [[[1] * len(seq) for seq in row] for row in ids] if isinstance(ids[0][0], list) \
+        else [[1] * len(row) for row in ids]
+    batch["attention_mask"] = _pad(mask_rows, 0)
+    for key in features[0]:
+        if key == "input_ids" or key.startswith("_"):
+            continue
+        values = [f[key] for f in features]
+        if isinstance(values[0], list):
+            batch[key] = _pad(values, IGNORE_INDEX if key == "labels" else 0)
+        else:
+            batch[key] = torch.tensor(values)
+    return batch

@@ -1,0 +1,254 @@
+"""One training run: check the config, run its stages (pretrain, then the task), write the run directory.
+
+    <run dir>/config.yaml        the resolved config
+              metrics.jsonl      training and dev metrics of every stage (history.py)
+              loss.png           the loss curves (plotting.py)
+              summary.json       steps, speed, losses, dev metrics, baselines, parameter counts
+              model/             the task's model: ConvBertFor<Task>.from_pretrained(<run dir>/model)
+              pretrain/model/    the pretrained encoder (ConvBertModel), pretrain/generator/ for RTD
+              checkpoints/<stage>/step-N/   resumable state (checkpoint.py)
+
+``run`` is what the Hydra entry point calls; tests call it directly on a composed config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from convbert.config import ConvBertConfig
+from convbert.errors import ConfigError
+from convbert.interop.files import atomic_write_text
+from convbert.train import schema
+from convbert.train.checkpoint import latest_checkpoint, mark_done, stage_result
+from convbert.train.distributed import Distributed, init_distributed, pick_device
+from convbert.train.history import FILE as HISTORY_FILE
+from convbert.train.history import History
+from convbert.train.loop import Interrupted, StageRun, train
+from convbert.train.model_config import count_parameters, model_composition, vocab_size
+from convbert.train.plotting import plot_history
+from convbert.train.tasks import make_task, training_registry
+from convbert.train.vocabulary import resolve_tokenizer
+
+log = logging.getLogger("convbert.train")
+IGNORED_ON_RESUME = ("resume", "trainer.stop_after", "pretrain.trainer.stop_after", "trainer.progress",
+                     "pretrain.trainer.progress")
+
+
+def encoder_composition(cfg: DictConfig, init_from: str | None) -> tuple[dict[str, Any], str]:
+    """(composition, its source): the checkpoint's config.json under init_from, else the model node."""
+    if init_from is not None:
+        path = Path(init_from)
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"init_from={init_from!r}: no config.json there; pass a directory written by "
+                              "save_pretrained (ours or Hugging Face's)")
+        return ConvBertConfig.from_pretrained(path).encoder_composition(), f"init_from={init_from}"
+    choice = _choice("model")
+    return model_composition(cfg.model), f"model={choice}" if choice else "model"
+
+
+def _vocabulary_corpus(stages: list[schema.Stage]) -> Any:
+    """The text a corpus vocabulary is drawn from: the run's pretraining corpus, else the shipped one."""
+    for stage in stages:
+        if stage.data.name == "corpus":
+            return stage.data
+    return schema.CorpusData()
+
+
+def _choice(group: str) -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return HydraConfig.get().runtime.choices.get(group)
+    return None
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def _config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    a, b = _flatten(old), _flatten(new)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not k.startswith(IGNORED_ON_RESUME))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]
+
+
+def _say(dist: Distributed, message: str) -> None:
+    if dist.is_main:
+        print(message, flush=True)
+
+
+def _prepare_run_dir(run_dir: Path, resuming: bool, resolved: dict[str, Any], dist: Distributed) -> None:
+    """Refuse to overwrite another run; on resume, say what changed in the config."""
+    checkpoints_dir = run_dir / "checkpoints"
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resuming and checkpoints_dir.exists() and any(checkpoints_dir.iterdir()):
+            raise ConfigError(f"{run_dir} already holds a run ({checkpoints_dir}); continue it with "
+                              "resume=true, or choose another hydra.run.dir")
+        config_file = run_dir / "config.yaml"
+        if resuming and config_file.exists():
+            changes = _config_changes(OmegaConf.to_container(OmegaConf.load(config_file)), resolved)
+            if changes:
+                log.warning("resuming with a changed config: %s", "; ".join(changes))
+        else:
+            atomic_write_text(config_file, OmegaConf.to_yaml(resolved))
+    dist.barrier()
+
+
+def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> float | None:
+    """Run every stage of ``cfg`` writing into ``run_dir``; returns the last stage's dev metric
+    (None when the run stopped early on ``trainer.stop_after``)."""
+    started = time.perf_counter()
+    run_cfg, stages = schema.check_run(cfg)
+    training_registry()
+    dist = init_distributed()
+    run_dir, resuming = Path(run_dir), run_cfg.resume is not False
+    if isinstance(run_cfg.resume, str):
+        run_dir = Path(run_cfg.resume)
+        if not run_dir.is_dir():
+            raise ConfigError(f"resume={run_cfg.resume!r}: no such run directory")
+    init = run_cfg.init_from
+    if init is not None and stages[0].name == "pretrain":
+        _say(dist, f"init_from={init}: starting from that checkpoint, so the pretrain stage is skipped")
+        stages = stages[1:]
+    composition, source = encoder_composition(cfg, init)
+    encoder_parameters = count_parameters(composition)  # builds on the meta device: a bad block fails here
+    for stage in stages:  # every stage's head before the first one trains
+        make_task(stage.task, tokenizer=None, path=f"{stage.path}task").check(composition)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    _prepare_run_dir(run_dir, resuming, resolved, dist)
+
+    saved_tokenizer = run_dir / "tokenizer"
+    tokenizer, tokenizer_source = resolve_tokenizer(run_cfg.tokenizer, init, vocab_size(composition),
+                                                    _vocabulary_corpus(stages), saved_tokenizer, resuming)
+    if len(tokenizer) > vocab_size(composition):
+        raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding has "
+                          f"{vocab_size(composition)} (model.embedding.vocab_size); make them match")
+    if dist.is_main and not saved_tokenizer.is_dir():
+        tokenizer.save_pretrained(saved_tokenizer)
+    history = History(run_dir / HISTORY_FILE, enabled=dist.is_main)
+    if not resuming:
+        history.keep([])
+
+    results: list[dict[str, Any]] = []
+    for stage in stages:
+        checkpoints_dir = run_dir / "checkpoints" / stage.name
+        finished = stage_result(checkpoints_dir) if resuming else None
+        if finished is not None:
+            _say(dist, f"{stage.name}: finished in the earlier run, reusing {finished['model_dir']}")
+        else:
+            resume_from = latest_checkpoint(checkpoints_dir) if resuming else None
+            if resuming:  # drop what the killed run logged after its checkpoint
+                step = int(resume_from.name.removeprefix("step-")) if resume_from else -1
+                history.keep([r["stage"] for r in results], stage.name, step)
+                if resume_from is None and not results:
+                    log.warning("resume: no checkpoint under %s, starting from scratch", checkpoints_dir)
+            try:
+                finished = _run_stage(stage, run_cfg.seed, composition, tokenizer, init, run_dir, resume_from,
+                                      history, dist)
+            except Interrupted as stop:
+                _say(dist, f"{stage.name}: {stop}\ncontinue with: convbert-train {' '.join(overrides or [])} "
+                           f"resume=true hydra.run.dir={run_dir}")
+                return None
+        results.append(finished)
+        init = finished["model_dir"]
+
+    final = results[-1]
+    metric = final["dev"].get(final["metric"])
+    summary = {
+        "run_dir": str(run_dir), "wall_seconds": round(time.perf_counter() - started, 2),
+        "world_size": dist.world_size, "overrides": list(overrides or []), "model_source": source,
+        "encoder_parameters": encoder_parameters, "tokenizer": tokenizer_source, "metric": final["metric"],
+        "dev_metric": metric, "baseline": final["baseline"], "stages": results, "composition": composition,
+        "resumed": resuming,
+    }
+    if dist.is_main:
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+        plot_history(history.records(), run_dir / "loss.png", title=f"{run_dir.name}: {source}")
+        print(format_summary(summary), flush=True)
+    dist.barrier()
+    return metric
+
+
+def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], tokenizer: Any, init: str | None,
+               run_dir: Path, resume_from: Path | None, history: History,
+               dist: Distributed) -> dict[str, Any]:
+    """Build, load, train, save one stage; returns its result (also kept as checkpoints/<stage>/done.json)."""
+    device = pick_device(stage.trainer.device, dist)
+    if stage.trainer.num_threads:
+        torch.set_num_threads(stage.trainer.num_threads)
+    task = make_task(stage.task, tokenizer, path=f"{stage.path}task")
+    torch.manual_seed(seed)
+    module = task.build(composition)
+    if init is not None and resume_from is None:
+        task.load_init(module, init)
+    module.to(device)
+    train_features, dev_features = task.features(stage.data)
+    baseline = task.baseline(train_features, dev_features)
+    parameters = sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
+    _say(dist, f"{stage.name}: {stage.task.name} on {len(train_features)} train / {len(dev_features)} dev "
+               f"examples, {parameters / 1e6:.2f} M parameters, {device}"
+               + (f", {dist.world_size} processes" if dist.enabled else ""))
+    checkpoints_dir = run_dir / "checkpoints" / stage.name
+    result = train(StageRun(name=stage.name, task=task, module=module, train=train_features, dev=dev_features,
+                            trainer=stage.trainer, seed=seed, device=device, dist=dist, history=history,
+                            checkpoint_dir=checkpoints_dir, resume_from=resume_from))
+    model_dir = (run_dir if stage.name == "task" else run_dir / stage.name) / "model"
+    if dist.is_main:
+        task.save(module, model_dir, tokenizer)
+    dist.barrier()
+    result.update(stage=stage.name, task=stage.task.name, metric=task.metric,
+                  greater_is_better=task.greater_is_better, baseline=baseline, model_dir=str(model_dir),
+                  model_class=_class_name(stage.task.name), parameters=parameters,
+                  train_examples=len(train_features), dev_examples=len(dev_features),
+                  config={"task": asdict(stage.task), "data": asdict(stage.data),
+                          "trainer": asdict(stage.trainer)})
+    if dist.is_main:
+        mark_done(checkpoints_dir, result)
+    return result
+
+
+def _class_name(task_name: str) -> str:
+    return {
+        "pretrain_mlm": "ConvBertForMaskedLM", "pretrain_rtd": "ConvBertModel",
+        "sequence_classification": "ConvBertForSequenceClassification",
+        "token_classification": "ConvBertForTokenClassification",
+        "question_answering": "ConvBertForQuestionAnswering", "multiple_choice": "ConvBertForMultipleChoice",
+    }[task_name]
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The printed end of a run: one line per stage, then the dev metric beside its baseline."""
+    millions = summary["encoder_parameters"] / 1e6
+    lines = [f"convbert-train finished in {summary['wall_seconds']:.1f} s -> {summary['run_dir']}",
+             f"  model: {summary['model_source']}, {millions:.2f} M encoder parameters, "
+             f"tokenizer: {summary['tokenizer']}"]
+    for s in summary["stages"]:
+        dev = ", ".join(f"{k} {_fmt(v)}" for k, v in s["dev"].items())
+        speed = f"{s['steps']:>5} steps  {s['steps_per_second']:>6.2f} steps/s"
+        lines.append(f"  {s['stage']:<8} {s['task']:<24} {speed}  train loss {_fmt(s['train'].get('loss'))}  "
+                     f"dev: {dev}")
+    final = summary["stages"][-1]
+    lines.append(f"  saved: {final['model_dir']}  ({final['model_class']}.from_pretrained)")
+    baseline = ", ".join(f"{k} {_fmt(v)}" for k, v in summary["baseline"].items())
+    result = f"dev {summary['metric']}: {_fmt(summary['dev_metric'])}"
+    lines.append(result + (f"   baseline: {baseline}" if baseline else ""))
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Dev metrics: accuracy, entity F1 over BIO tags (seqeval's default, exact spans), SQuAD exact match and F1.
+
+Small enough to write here rather than add seqeval or evaluate as dependencies; each follows the reference
+definition named in its docstring.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import string
+from collections.abc import Sequence
+
+
+def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
+    if not labels:
+        return 0.0
+    return sum(int(p == y) for p, y in zip(predictions, labels, strict=True)) / len(labels)
+
+
+def majority_accuracy(train_labels: Sequence[int], dev_labels: Sequence[int]) -> float:
+    """Dev accuracy of always predicting the most frequent training label: the score to beat."""
+    if not train_labels or not dev_labels:
+        return 0.0
+    majority = collections.Counter(train_labels).most_common(1)[0][0]
+    return accuracy([majority] * len(dev_labels), dev_labels)
+
+
+def bio_spans(tags: Sequence[str]) -> set[tuple[str, int, int]]:
+    """(type, start, end) spans of a BIO sequence; an I- without a matching B- starts a span (seqeval's
+    default, non-strict mode)."""
+    spans, kind, start = set(), None, 0
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, label = tag.partition("-")
+        if kind is not None and (prefix in ("O", "B") or label != kind):
+            spans.add((kind, start, i))
+            kind = None
+        if prefix == "B" or (prefix == "I" and kind is None):
+            kind, start = label, i
+    return spans
+
+
+def entity_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Micro precision, recall and F1 over exactly matching entity spans (seqeval's classification report)."""
+    tp = n_pred = n_gold = 0
+    for sentence, (g, p) in enumerate(zip(gold, predicted, strict=True)):
+        gs = {(sentence, *s) for s in bio_spans(g)}
+        ps = {(sentence, *s) for s in bio_spans(p)}
+        tp, n_pred, n_gold = tp + len(gs & ps), n_pred + len(ps), n_gold + len(gs)
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1's normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def squad_scores(prediction: str, answers: Sequence[str]) -> tuple[float, float]:
+    """(exact match, F1) of a prediction against its gold answers, the best over the answers (SQuAD v1.1)."""
+    pred = normalize_answer(prediction)
+    best_em = best_f1 = 0.0
+    for answer in answers:
+        gold = normalize_answer(answer)
+        best_em = max(best_em, float(pred == gold))
+        p_tokens, g_tokens = pred.split(), gold.split()
+        common = collections.Counter(p_tokens) & collections.Counter(g_tokens)
+        same = sum(common.values())
+        if same:
+            precision, recall = same / len(p_tokens), same / len(g_tokens)
+            best_f1 = max(best_f1, 2 * precision * recall / (precision + recall))
+        elif not p_tokens and not g_tokens:
+            best_f1 = max(best_f1, 1.0)
+    return best_em, best_f1
+
+
+def squad(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Mean exact match and F1 in [0, 1] over a data set."""
+    if not predictions:
+        return {"exact_match": 0.0, "f1": 0.0}
+    scores = [squad_scores(p, a) for p, a in zip(predictions, answers, strict=True)]
+    n = len(scores)
+    return {"exact_match": sum(s[0] for s in scores) / n, "f1": sum(s[1] for s in scores) / n}

@@ -1,0 +1,92 @@
+"""Masked language modelling on a text corpus: BERT's objective, and the base of replaced-token detection.
+
+Paragraphs are tokenized once and packed into ``[CLS] ... [SEP]`` sequences of ``max_length`` tokens
+(paragraphs joined by ``[SEP]``), so almost no step is spent on padding. The prediction head runs only at
+the masked positions (``logits_at_labels_only``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from convbert.data.splits import stable_key
+from convbert.train.datasets import load_paragraphs
+from convbert.train.masking import IGNORE_INDEX, MaskingRule, mask_tokens
+from convbert.train.model_config import embedding_width, vocab_size
+from convbert.train.tasks import Features, Task
+
+DEV_MASK_SEED = 1234  # dev masks are the same at every evaluation and in every run
+
+
+def pack(paragraphs: list[str], tokenizer: Any, max_length: int, limit: int | None = None) -> Features:
+    """Token ids of the paragraphs, joined by [SEP] and cut into [CLS] window [SEP] sequences.
+
+    With ``limit``, paragraphs are taken in a fixed pseudo-random order until ``limit`` sequences are full, so
+    a quick run does not tokenize the whole corpus.
+    """
+    if limit:
+        paragraphs = sorted(paragraphs, key=stable_key)
+    window = max_length - 2
+    stream: list[int] = []
+    for start in range(0, len(paragraphs), 256):
+        ids = tokenizer(paragraphs[start:start + 256], add_special_tokens=False, return_token_type_ids=False,
+                        return_attention_mask=False)["input_ids"]
+        for row in ids:
+            if row:
+                stream += [*row, tokenizer.sep_token_id]
+        if limit and len(stream) >= limit * window:
+            break
+    sequences = [{"input_ids": [tokenizer.cls_token_id, *stream[i:i + window], tokenizer.sep_token_id]}
+                 for i in range(0, max(1, len(stream) - 1), window)]
+    return sequences[:limit] if limit else sequences
+
+
+class MaskedLanguageModeling(Task):
+    """Predict 15% of the tokens (80% shown as [MASK], 10% random, 10% unchanged). Metric: dev MLM loss."""
+
+    metric = "loss"
+    greater_is_better = False
+
+    def __init__(self, config: Any, tokenizer: Any, path: str = "task") -> None:
+        super().__init__(config, tokenizer, path)
+        self.rule = MaskingRule(config.mask_prob, config.mask_token_prob, config.random_token_prob)
+
+    def head_node(self, composition):
+        # the head decodes into the model's own vocabulary, whatever the config says
+        head = {**self.config.head, "vocab_size": vocab_size(composition)}
+        head["embedding_size"] = head.get("embedding_size") or embedding_width(composition)
+        return self.checked_head(head)
+
+    def features(self, data: Any) -> tuple[Features, Features]:
+        train_text, dev_text = load_paragraphs(data)
+        return (pack(train_text, self.tokenizer, data.max_length, data.max_examples),
+                pack(dev_text, self.tokenizer, data.max_length, data.max_dev_examples))
+
+    def corrupt(self, batch: dict[str, torch.Tensor],
+                rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, tok = batch["input_ids"], self.tokenizer
+        special = (ids == tok.cls_token_id) | (ids == tok.sep_token_id) | (batch["attention_mask"] == 0)
+        return mask_tokens(ids, special, self.rule, self.tokenizer.mask_token_id, len(self.tokenizer), rng)
+
+    def loss(self, module, batch, rng):
+        corrupted, labels = self.corrupt(batch, rng)
+        out = module(input_ids=corrupted, attention_mask=batch["attention_mask"], labels=labels,
+                     logits_at_labels_only=True)
+        return out.loss, {}
+
+    @torch.no_grad()
+    def evaluate(self, module, dev, batch_size, device, autocast):
+        rng = torch.Generator(device=device).manual_seed(DEV_MASK_SEED)
+        total = correct = count = 0.0
+        for _, batch in self.batches(dev, batch_size, device):
+            corrupted, labels = self.corrupt(batch, rng)
+            with autocast:
+                out = module(input_ids=corrupted, attention_mask=batch["attention_mask"], labels=labels,
+                             logits_at_labels_only=True)
+            n = int((labels != IGNORE_INDEX).sum())
+            total += float(out.loss) * n
+            correct += float((out.logits.argmax(-1) == labels[labels != IGNORE_INDEX]).sum())
+            count += n
+        return {"loss": total / max(1, count), "mlm_accuracy": correct / max(1, count)}

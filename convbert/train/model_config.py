@@ -1,0 +1,149 @@
+"""The `model` config node -> a registry composition; the generator's composition; parameter counts.
+
+A model node is a composition (``hidden_size``, ``num_layers``, ``embedding``, ``layer``, ...) plus *aliases*:
+top-level keys such as ``kernel_size`` that the blocks below interpolate (``${model.kernel_size}``), so that
+an ablation is one short override. An alias nothing refers to is refused (it would silently do nothing).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import re
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from convbert.composition import CompositionSchema, normalize_composition
+from convbert.errors import ConfigError, ConvBertError
+from convbert.modeling import build_model
+
+COMPOSITION_KEYS = tuple(f.name for f in dataclasses.fields(CompositionSchema))
+
+
+def _mentions(raw: Any, alias: str) -> bool:
+    """Whether any string in ``raw`` interpolates ``${model.<alias>}``."""
+    pattern = re.compile(r"\$\{model\." + re.escape(alias) + r"[}.\[]")
+    if isinstance(raw, str):
+        return bool(pattern.search(raw))
+    if isinstance(raw, dict):
+        return any(_mentions(v, alias) for v in raw.values())
+    if isinstance(raw, list):
+        return any(_mentions(v, alias) for v in raw)
+    return False
+
+
+def model_composition(node: DictConfig | dict, path: str = "model") -> dict[str, Any]:
+    """The composition a model node describes, checked by the registry (errors name the key path)."""
+    if isinstance(node, DictConfig):
+        raw = OmegaConf.to_container(node, resolve=False)
+        resolved = OmegaConf.to_container(node, resolve=True)
+    else:
+        raw = resolved = copy.deepcopy(dict(node))
+    if not isinstance(resolved, dict) or not resolved:
+        raise ConfigError(f"{path}: expected a composition (hidden_size, num_layers, embedding, layer, ...)")
+    composition = canonical({k: v for k, v in resolved.items() if k in COMPOSITION_KEYS})
+    normalized = normalize_composition(composition)  # every block node against its parameter dataclass
+    raw_composition = {k: v for k, v in raw.items() if k in COMPOSITION_KEYS}
+    aliases = [k for k in resolved if k not in COMPOSITION_KEYS]
+    used = [a for a in aliases if _mentions(raw_composition, a)]
+    parameters = _keys(normalized)
+    for alias in aliases:
+        # an alias nothing refers to is a mistake, unless the parameter it names was set at its path instead
+        if alias not in used and alias not in parameters:
+            close = difflib.get_close_matches(alias, [*used, *sorted(parameters)], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{path}.{alias}: unknown key: not a composition key and no block of this model refers to it "
+                f"as ${{{path}.{alias}}}, so it would change nothing.{hint} This model's aliases: "
+                f"{', '.join(used) or '(none)'}; composition keys: {', '.join(COMPOSITION_KEYS)}."
+            )
+    return composition
+
+
+def _keys(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return {k for k in node if k != "name"} | {x for v in node.values() for x in _keys(v)}
+    if isinstance(node, list):
+        return {x for v in node for x in _keys(v)}
+    return set()
+
+
+def canonical(composition: dict[str, Any]) -> dict[str, Any]:
+    """A ``grouped`` FFN with one group is the dense FFN (same modules, same weights): name it ``dense`` so
+    that a standard ConvBERT stays expressible as Hugging Face's ConvBertConfig and loads in transformers."""
+    composition = copy.deepcopy(composition)
+    layer = composition.get("layer")
+    ffn = layer.get("ffn") if isinstance(layer, dict) else None
+    if isinstance(ffn, dict) and ffn.get("name") == "grouped" and ffn.get("num_groups", 1) == 1:
+        layer["ffn"] = {k: v for k, v in ffn.items() if k != "num_groups"} | {"name": "dense"}
+    return composition
+
+
+def with_head(composition: dict[str, Any], head: dict[str, Any] | None) -> dict[str, Any]:
+    out = copy.deepcopy(composition)
+    out["head"] = copy.deepcopy(head)
+    return out
+
+
+def embedding_width(composition: dict[str, Any]) -> int:
+    emb = normalize_composition(composition)["embedding"]
+    return emb.get("embedding_size") or composition["hidden_size"]
+
+
+def vocab_size(composition: dict[str, Any]) -> int:
+    return int(normalize_composition(composition)["embedding"]["vocab_size"])
+
+
+def _scale(node: Any, divisor: int) -> Any:
+    """Divide every head count and FFN width in a block tree (ELECTRA's generator recipe)."""
+    if isinstance(node, list):
+        return [_scale(v, divisor) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in ("num_heads", "intermediate_size") and isinstance(value, int):
+            out[key] = max(1, value // divisor)
+        else:
+            out[key] = _scale(value, divisor)
+    return out
+
+
+def generator_composition(composition: dict[str, Any], divisor: int, path: str = "task") -> dict[str, Any]:
+    """ELECTRA's generator: same depth and embeddings, hidden size, heads and FFN divided by ``divisor``.
+
+    The embedding keeps the discriminator's width (the two share it); the generator projects it to its own
+    hidden size. Its masked-LM head decodes through the shared word embeddings.
+    """
+    comp = normalize_composition(composition)
+    comp.pop("head", None)
+    hidden = comp["hidden_size"]
+    if hidden % divisor:
+        raise ConfigError(f"{path}.generator_size_divisor={divisor} does not divide hidden_size {hidden}")
+    width = comp["embedding"].get("embedding_size") or hidden
+    gen = _scale(comp, divisor)
+    gen["hidden_size"] = hidden // divisor
+    gen["num_layers"] = comp["num_layers"]
+    gen["embedding"]["embedding_size"] = width
+    gen["head"] = {"name": "masked_lm", "vocab_size": comp["embedding"]["vocab_size"],
+                   "embedding_size": width, "tie_word_embeddings": True}
+    try:
+        normalize_composition(gen)
+        with torch.device("meta"):
+            build_model(gen)
+    except ConvBertError as exc:
+        raise ConfigError(
+            f"{path}.generator_size_divisor={divisor} gives a generator (hidden {hidden // divisor}) that "
+            f"cannot be built: {exc}. Choose a divisor of hidden_size, num_heads and intermediate_size."
+        ) from exc
+    return gen
+
+
+def count_parameters(composition: dict[str, Any]) -> int:
+    """Parameters of the model a composition builds (tied weights once), without allocating memory."""
+    with torch.device("meta"):
+        model = build_model(composition)
+    return model.num_parameters()

@@ -1,0 +1,152 @@
+"""Replaced-token detection (ELECTRA; Clark et al. 2020), the objective ConvBERT was pretrained with.
+
+A small generator (a masked LM of the same depth, 1/4 of the width) fills the masked positions with tokens
+sampled from its softmax; the discriminator (the model we keep) labels every token original or replaced.
+The two share their embeddings; the loss is ``generator_loss + 50 * discriminator_loss``. Sampling is not
+differentiated through, as in ELECTRA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from convbert.errors import ConfigError
+from convbert.interop.files import load_state_dict_dir
+from convbert.modeling import ConvBertForMaskedLM, ConvBertWithHead, build_model
+from convbert.outputs import ModelOutput
+from convbert.train.masking import IGNORE_INDEX
+from convbert.train.mlm import DEV_MASK_SEED, MaskedLanguageModeling
+from convbert.train.model_config import generator_composition, with_head
+
+SHARED_EMBEDDINGS = ("word", "position", "token_type", "norm")
+
+
+@dataclass
+class ReplacedTokenDetectionOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    generator_loss: torch.Tensor | None = None
+    discriminator_loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None  # discriminator, (B, L)
+    labels: torch.Tensor | None = None  # 1 where the token was replaced, (B, L)
+    generator_logits: torch.Tensor | None = None  # at the masked positions, (N, V)
+
+
+def sample(logits: torch.Tensor, method: str, temperature: float,
+           rng: torch.Generator | None) -> torch.Tensor:
+    """One token id per row of ``logits`` (N, V), drawn from softmax(logits / temperature)."""
+    logits = logits.float() / temperature
+    if method == "gumbel":  # argmax(logits + Gumbel noise) is an exact sample of the softmax
+        uniform = torch.rand(logits.shape, generator=rng, device=logits.device)
+        return (logits - torch.log(-torch.log(uniform.clamp(1e-9, 1.0)))).argmax(-1)
+    return torch.multinomial(logits.softmax(-1), 1, generator=rng).squeeze(-1)
+
+
+class ReplacedTokenDetectionModel(nn.Module):
+    """Generator + discriminator with shared word, position and token-type embeddings (and their LayerNorm);
+    the generator keeps its own projection to its smaller hidden size and decodes through the shared words."""
+
+    def __init__(self, discriminator: ConvBertWithHead, generator: ConvBertForMaskedLM, *,
+                 discriminator_weight: float = 50.0, generator_weight: float = 1.0, sampling: str = "gumbel",
+                 temperature: float = 1.0) -> None:
+        super().__init__()
+        ours, theirs = discriminator.convbert.embeddings, generator.convbert.embeddings
+        for name in SHARED_EMBEDDINGS:
+            a, b = getattr(ours, name), getattr(theirs, name)
+            if a.weight.shape != b.weight.shape:
+                raise ConfigError(
+                    f"generator and discriminator embeddings differ ({name}: {tuple(b.weight.shape)} vs "
+                    f"{tuple(a.weight.shape)}); they must share vocabulary, positions and width")
+            setattr(theirs, name, a)
+        generator.head.decoder.weight = ours.word.weight
+        self.discriminator, self.generator = discriminator, generator
+        self.discriminator_weight, self.generator_weight = discriminator_weight, generator_weight
+        self.sampling, self.temperature = sampling, temperature
+
+    def forward(self, input_ids: torch.Tensor, corrupted_ids: torch.Tensor, labels: torch.Tensor,
+                attention_mask: torch.Tensor,
+                rng: torch.Generator | None = None) -> ReplacedTokenDetectionOutput:
+        generated = self.generator(input_ids=corrupted_ids, attention_mask=attention_mask, labels=labels,
+                                   logits_at_labels_only=True)
+        selected = labels != IGNORE_INDEX
+        with torch.no_grad():
+            fake = input_ids.clone()
+            fake[selected] = sample(generated.logits.detach(), self.sampling, self.temperature, rng)
+            replaced = (fake != input_ids) & attention_mask.bool()
+        hidden = self.discriminator.convbert(fake, attention_mask).last_hidden_state
+        detected = self.discriminator.head(hidden, labels=replaced, attention_mask=attention_mask)
+        loss = self.generator_weight * generated.loss + self.discriminator_weight * detected.loss
+        return ReplacedTokenDetectionOutput(
+            loss=loss, generator_loss=generated.loss, discriminator_loss=detected.loss,
+            logits=detected.logits, labels=replaced, generator_logits=generated.logits)
+
+
+class ReplacedTokenDetectionTask(MaskedLanguageModeling):
+    """Pretrain with replaced-token detection. Metric: the combined dev loss. The stage's model is the
+    discriminator's encoder (``ConvBertModel``); the generator is saved beside it."""
+
+    def head_node(self, composition):
+        return self.checked_head(dict(self.config.head))  # the discriminator's head, not a masked-LM one
+
+    def check(self, composition):
+        self.head_node(composition)
+        generator_composition(composition, self.config.generator_size_divisor, self.path)
+
+    def build(self, composition):
+        discriminator = build_model(with_head(composition, self.head_node(composition)))
+        divisor = self.config.generator_size_divisor
+        generator = build_model(generator_composition(composition, divisor, self.path))
+        return ReplacedTokenDetectionModel(
+            discriminator, generator, discriminator_weight=self.config.discriminator_weight,
+            generator_weight=self.config.generator_weight, sampling=self.config.sampling,
+            temperature=self.config.temperature,
+        )
+
+    def load_init(self, module, directory):
+        state, source = load_state_dict_dir(directory)  # the discriminator starts from its encoder
+        encoder = {k.removeprefix("convbert."): v for k, v in state.items() if not k.startswith("head.")}
+        module.discriminator.convbert.load_checkpoint_state(encoder, source)
+
+    def compile_targets(self, module):
+        # sampling takes a torch.Generator, which torch.compile does not trace: compile around it
+        return [module.generator, module.discriminator.convbert, module.discriminator.head]
+
+    def save(self, module, directory: Path, tokenizer: Any) -> None:
+        module.discriminator.convbert.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        module.generator.save_pretrained(directory.parent / "generator")
+        tokenizer.save_pretrained(directory.parent / "generator")
+
+    def loss(self, module, batch, rng):
+        corrupted, labels = self.corrupt(batch, rng)
+        out = module(input_ids=batch["input_ids"], corrupted_ids=corrupted, labels=labels,
+                     attention_mask=batch["attention_mask"], rng=rng)
+        return out.loss, {"generator_loss": out.generator_loss.item(),
+                          "discriminator_loss": out.discriminator_loss.item()}
+
+    @torch.no_grad()
+    def evaluate(self, module, dev, batch_size, device, autocast):
+        rng = torch.Generator(device=device).manual_seed(DEV_MASK_SEED)
+        sums = {"loss": 0.0, "generator_loss": 0.0, "discriminator_loss": 0.0}
+        gen_correct = gen_count = disc_correct = disc_count = 0.0
+        for _, batch in self.batches(dev, batch_size, device):
+            corrupted, labels = self.corrupt(batch, rng)
+            with autocast:
+                out = module(input_ids=batch["input_ids"], corrupted_ids=corrupted, labels=labels,
+                             attention_mask=batch["attention_mask"], rng=rng)
+            n = len(batch["input_ids"])
+            for key in sums:
+                sums[key] += float(out[key]) * n
+            real = batch["attention_mask"].bool()
+            disc_correct += float(((out.logits > 0) == out.labels)[real].sum())
+            disc_count += float(real.sum())
+            gen_correct += float((out.generator_logits.argmax(-1) == labels[labels != IGNORE_INDEX]).sum())
+            gen_count += float((labels != IGNORE_INDEX).sum())
+        result = {k: v / max(1, len(dev)) for k, v in sums.items()}
+        result["discriminator_accuracy"] = disc_correct / max(1.0, disc_count)
+        result["generator_accuracy"] = gen_correct / max(1.0, gen_count)
+        return result

@@ -1,0 +1,93 @@
+"""The run's tokenizer: a checkpoint's own, the shipped bert-base-uncased vocabulary, or a small corpus one.
+
+A tiny model spends most of its pretraining time in the 30,522-way softmax and sampling of the generator.
+``tokenizer=corpus`` (what ``auto`` picks for a model whose vocab_size is not 30,522) keeps the
+``vocab_size`` word pieces of bert-base-uncased that are most frequent in the pretraining corpus, plus
+the single-character pieces that spell it, so every word still tokenizes. Unlike training a new WordPiece
+vocabulary (whose token ids vary from run to run in ``tokenizers``), this is deterministic, and frequent
+words are cut into the same pieces as with the full vocabulary.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from convbert.errors import ConfigError
+
+SHIPPED = "bert-base-uncased"
+CHOICES = ("auto", SHIPPED, "corpus")
+
+
+def shipped_tokenizer():
+    from convbert.tokenization_fast import ConvBertTokenizerFast
+
+    return ConvBertTokenizerFast()
+
+
+def corpus_vocabulary(tokenizer: Any, texts: Iterable[str], size: int) -> dict[str, int]:
+    """The ``size`` most useful pieces of ``tokenizer``'s vocabulary for ``texts``: special tokens (ids 0-4),
+    the character pieces the texts need, then the most frequent pieces (ties: the original id order)."""
+    texts = list(texts)
+    vocab = tokenizer.get_vocab()
+    specials = [tokenizer.pad_token, tokenizer.unk_token, tokenizer.cls_token, tokenizer.sep_token,
+                tokenizer.mask_token]
+    counts = Counter(i for row in tokenizer(texts, add_special_tokens=False)["input_ids"] for i in row)
+    by_id = {i: t for t, i in vocab.items()}
+    letters = {c for i in counts for c in by_id[i].removeprefix("##")}
+    chars = [t for t in (*letters, *(f"##{c}" for c in letters)) if t in vocab]
+    keep = list(dict.fromkeys([*specials, *sorted(chars, key=vocab.__getitem__)]))
+    if len(keep) >= size:
+        raise ConfigError(f"a vocabulary of {size} pieces cannot hold the {len(keep)} special and character "
+                          "pieces this corpus needs; raise model.embedding.vocab_size")
+    taken = set(keep)
+    frequent = sorted(counts, key=lambda i: (-counts[i], i))
+    keep += [by_id[i] for i in frequent if by_id[i] not in taken][: size - len(keep)]
+    return {token: i for i, token in enumerate(keep)}
+
+
+def resolve_tokenizer(setting: str, init_from: str | None, model_vocab_size: int, corpus: Any,
+                      saved: Path, resuming: bool = False) -> tuple[Any, str]:
+    """(tokenizer, description) for the ``tokenizer`` setting; a resumed run reuses its saved copy."""
+    from convbert.tokenization_fast import ConvBertTokenizerFast
+
+    if resuming and saved.is_dir():
+        return ConvBertTokenizerFast.from_pretrained(saved), f"{saved} (this run's)"
+    if setting == "auto":
+        if init_from is not None and _has_vocab(Path(init_from)):
+            setting = init_from
+        else:
+            setting = SHIPPED if model_vocab_size == len(shipped_tokenizer()) else "corpus"
+    if setting == SHIPPED:
+        return shipped_tokenizer(), f"{SHIPPED} (shipped)"
+    if setting == "corpus":
+        path = corpus.path if corpus.path is None or isinstance(corpus.path, str) else tuple(corpus.path)
+        source = (tuple(corpus.sources), path, corpus.paragraphs, corpus.dev_fraction)
+        vocab = _corpus_vocabulary_of(source, model_vocab_size)
+        return ConvBertTokenizerFast(vocab=dict(vocab)), \
+            f"corpus ({model_vocab_size} most frequent bert-base-uncased pieces)"
+    path = Path(setting)
+    if not _has_vocab(path):
+        raise ConfigError(f"tokenizer={setting!r}: not one of {', '.join(CHOICES)} and not a directory with "
+                          "vocab.txt or tokenizer.json")
+    return ConvBertTokenizerFast.from_pretrained(path), str(path)
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_vocabulary_of(source: tuple, size: int) -> tuple[tuple[str, int], ...]:
+    """Cached per corpus and size: many runs in one process (tests, sweeps) build it once."""
+    from convbert.train.datasets import load_paragraphs
+    from convbert.train.schema import CorpusData
+
+    sources, path, paragraphs, dev_fraction = source
+    corpus = CorpusData(sources=list(sources), path=list(path) if isinstance(path, tuple) else path,
+                        paragraphs=paragraphs, dev_fraction=dev_fraction)
+    train, _ = load_paragraphs(corpus)
+    return tuple(corpus_vocabulary(shipped_tokenizer(), train, size).items())
+
+
+def _has_vocab(path: Path) -> bool:
+    return (path / "vocab.txt").is_file() or (path / "tokenizer.json").is_file()

@@ -1,0 +1,77 @@
+"""``torch.compile`` sees the encoder as one graph, and the compiled model computes what eager computes.
+
+Set CONVBERT_SKIP_COMPILE=1 to skip (e.g. where TorchDynamo is unsupported); the inductor test needs a C++
+compiler and takes about ten seconds on two cores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import torch
+from conftest import tiny_config_kwargs
+
+import convbert
+from convbert.blocks.masking import SequenceMask
+
+dynamo = pytest.importorskip("torch._dynamo")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("CONVBERT_SKIP_COMPILE") == "1" or not dynamo.is_dynamo_supported(),
+    reason="torch.compile unavailable or disabled (CONVBERT_SKIP_COMPILE=1)",
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    dynamo.reset()
+    yield
+    dynamo.reset()
+
+
+def _model(cls=convbert.ConvBertModel, **overrides):
+    torch.manual_seed(0)
+    return cls(convbert.ConvBertConfig(**tiny_config_kwargs(**overrides)))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_encoder_layers_have_no_graph_breaks(batch, training):
+    ids, mask, _ = batch
+    model = _model().train(training)
+    hidden = model.embeddings(ids)
+    sequence_mask = SequenceMask.from_attention_mask(mask, hidden.dtype)
+    for layer in model.layers:
+        explained = dynamo.explain(layer)(hidden, sequence_mask)
+        assert explained.graph_break_count == 0, explained.break_reasons
+        assert explained.graph_count == 1
+    explained = dynamo.explain(model)(input_ids=ids, attention_mask=mask)
+    assert explained.graph_break_count == 0, explained.break_reasons
+
+
+def test_compiled_model_matches_eager_forward_and_backward(batch):
+    """fullgraph=True through AOTAutograd (no code generation: fast), with the padding mask and labels."""
+    ids, mask, types = batch
+    model = _model(convbert.ConvBertForMaskedLM, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    labels = torch.where(ids % 3 == 0, ids, -100)
+    args = dict(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
+    eager = model(**args)
+    eager.loss.backward()
+    eager_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")(**args)
+    compiled.loss.backward()
+    assert torch.allclose(compiled.logits, eager.logits, atol=1e-5)
+    assert torch.allclose(compiled.loss, eager.loss, atol=1e-6)
+    for name, p in model.named_parameters():
+        assert torch.allclose(p.grad, eager_grads[name], atol=1e-5), name
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="inductor needs a C++ compiler")
+def test_inductor_compiles_the_encoder_in_one_graph(batch):
+    ids, mask, _ = batch
+    model = _model(num_hidden_layers=1).eval()
+    with torch.no_grad():
+        eager = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        compiled = torch.compile(model, fullgraph=True)(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(compiled, eager, atol=1e-5)

@@ -1,0 +1,137 @@
+"""The training pieces on their own: metrics, masking, batching, the corpus vocabulary, the RTD model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from convbert import build_model
+from convbert.train import metrics
+from convbert.train.batching import BatchOrder, collate
+from convbert.train.masking import IGNORE_INDEX, MaskingRule, mask_tokens
+from convbert.train.model_config import generator_composition
+from convbert.train.rtd import ReplacedTokenDetectionModel, sample
+from convbert.train.tasks import training_registry
+from convbert.train.vocabulary import corpus_vocabulary, shipped_tokenizer
+
+TINY = {"hidden_size": 32, "num_layers": 1,
+        "embedding": {"name": "bert", "vocab_size": 100, "embedding_size": 16, "max_position_embeddings": 64},
+        "layer": {"name": "transformer", "ffn": {"name": "dense", "intermediate_size": 64},
+                  "mixer": {"name": "mixed", "num_heads": 4, "head_ratio": 2,
+                            "parts": [{"name": "self_attention"}, {"name": "span_conv", "kernel_size": 3}]}}}
+
+
+# -- metrics ----------------------------------------------------------------------------------------------
+def test_entity_f1_counts_exact_spans_like_seqeval():
+    gold = [["B-CAP", "I-CAP", "O", "B-NUM"], ["O", "B-CAP"]]
+    pred = [["B-CAP", "I-CAP", "O", "O"], ["O", "B-CAP"]]
+    assert metrics.entity_f1(gold, pred) == pytest.approx({"precision": 1.0, "recall": 2 / 3, "f1": 0.8})
+    assert metrics.bio_spans(["I-CAP", "I-CAP", "B-CAP", "O"]) == {("CAP", 0, 2), ("CAP", 2, 3)}
+    assert metrics.entity_f1([["O"]], [["O"]])["f1"] == 0.0
+
+
+def test_squad_scores_normalise_like_the_official_script():
+    assert metrics.squad_scores("The Eiffel Tower!", ["eiffel tower"]) == (1.0, 1.0)
+    em, f1 = metrics.squad_scores("in Paris France", ["Paris"])
+    assert em == 0.0 and f1 == pytest.approx(0.5)
+    assert metrics.squad(["a", "b"], [["a"], ["c"]]) == {"exact_match": 0.5, "f1": 0.5}
+
+
+def test_majority_baseline():
+    assert metrics.majority_accuracy([1, 1, 0], [1, 0, 0, 0]) == 0.25
+
+
+# -- masking ----------------------------------------------------------------------------------------------
+def test_masking_selects_fifteen_percent_and_never_special_tokens():
+    ids = torch.randint(10, 1000, (64, 128))
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    special[:, 0] = special[:, -1] = True
+    rng = torch.Generator().manual_seed(0)
+    corrupted, labels = mask_tokens(ids, special, MaskingRule(), mask_token_id=4, vocab_size=1000,
+                                    generator=rng)
+    selected = labels != IGNORE_INDEX
+    assert not selected[special].any()
+    assert selected.float().mean().item() == pytest.approx(0.15, abs=0.01)
+    assert torch.equal(labels[selected], ids[selected])
+    shown = corrupted[selected]
+    assert (shown == 4).float().mean().item() == pytest.approx(0.8, abs=0.03)
+    assert (shown == ids[selected]).float().mean().item() == pytest.approx(0.1, abs=0.03)
+    assert torch.equal(corrupted[~selected], ids[~selected])
+
+
+def test_masking_is_reproducible_from_the_generator_state():
+    ids, special = torch.randint(10, 50, (4, 16)), torch.zeros(4, 16, dtype=torch.bool)
+    rng = torch.Generator().manual_seed(3)
+    state = rng.get_state()
+    first = mask_tokens(ids, special, MaskingRule(), 4, 50, rng)
+    rng.set_state(state)
+    assert all(torch.equal(a, b) for a, b in zip(first, mask_tokens(ids, special, MaskingRule(), 4, 50, rng),
+                                                 strict=True))
+
+
+# -- batching ---------------------------------------------------------------------------------------------
+def test_batch_order_depends_on_seed_and_epoch_only():
+    a, b = BatchOrder(10, 3, seed=0), BatchOrder(10, 3, seed=0)
+    assert a.steps_per_epoch == 3 and a.epoch(1) == b.epoch(1) and a.epoch(0) != a.epoch(1)
+    assert len(BatchOrder(2, 8, seed=0).epoch(0)[0]) == 8, "fewer examples than a batch still make one batch"
+
+
+def test_collate_pads_and_masks():
+    batch = collate([{"input_ids": [2, 5, 3], "labels": [-100, 5, -100]},
+                     {"input_ids": [2, 3], "labels": [-100, 1]}], pad_token_id=0)
+    assert batch["input_ids"].tolist() == [[2, 5, 3], [2, 3, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["labels"].tolist() == [[-100, 5, -100], [-100, 1, -100]]
+    choices = collate([{"input_ids": [[2, 3], [2, 4, 3]], "labels": 1, "_note": "skipped"}], pad_token_id=0)
+    assert choices["input_ids"].shape == (1, 2, 3) and choices["labels"].tolist() == [1]
+    assert "_note" not in choices
+
+
+# -- vocabulary -------------------------------------------------------------------------------------------
+def test_the_corpus_vocabulary_is_deterministic_and_spells_every_word():
+    base = shipped_tokenizer()
+    texts = ["The cat sat on the mat.", "Cats and dogs, 1999!"] * 3
+    vocab = corpus_vocabulary(base, texts, 80)
+    assert vocab == corpus_vocabulary(base, list(reversed(texts)), 80)
+    assert list(vocab)[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(vocab) <= 80
+    from convbert.tokenization_fast import ConvBertTokenizerFast
+
+    small = ConvBertTokenizerFast(vocab=vocab)
+    ids = small("dogs sat on a cat", add_special_tokens=False)["input_ids"]
+    assert small.unk_token_id not in ids and small.decode(ids) == "dogs sat on a cat"
+
+
+# -- replaced-token detection -----------------------------------------------------------------------------
+def test_the_generator_is_a_quarter_wide_and_shares_the_embeddings():
+    training_registry()
+    torch.manual_seed(0)
+    discriminator = build_model({**TINY, "head": {"name": "replaced_token_detection"}})
+    generator = build_model(generator_composition(TINY, 4))
+    model = ReplacedTokenDetectionModel(discriminator, generator)
+    assert generator.config.hidden_size == 8 and generator.config.num_hidden_layers == 1
+    for name in ("word", "position", "token_type", "norm"):
+        shared = getattr(discriminator.convbert.embeddings, name)
+        assert getattr(generator.convbert.embeddings, name) is shared
+    assert generator.head.decoder.weight is discriminator.convbert.embeddings.word.weight
+    assert generator.convbert.embeddings.project is not None  # 16 -> 8, the generator's own
+
+    ids = torch.randint(5, 100, (2, 12))
+    mask = torch.ones_like(ids)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    labels[:, 3] = ids[:, 3]
+    corrupted = ids.clone()
+    corrupted[:, 3] = 4
+    out = model(ids, corrupted, labels, mask, rng=torch.Generator().manual_seed(0))
+    assert out.generator_logits.shape == (2, 100), "the generator's head runs at the masked positions only"
+    assert out.labels[:, [0, 1, 2, 4]].sum() == 0, "only masked positions can be replaced"
+    assert out.loss.item() == pytest.approx((out.generator_loss + 50 * out.discriminator_loss).item())
+    out.loss.backward()
+    assert discriminator.convbert.embeddings.word.weight.grad is not None
+
+
+@pytest.mark.parametrize("method", ["gumbel", "multinomial"])
+def test_sampling_follows_the_softmax(method):
+    logits = torch.log(torch.tensor([[0.7, 0.2, 0.1]])).repeat(4000, 1)
+    drawn = sample(logits, method, 1.0, torch.Generator().manual_seed(0))
+    frequencies = torch.bincount(drawn, minlength=3).float() / 4000
+    torch.testing.assert_close(frequencies, torch.tensor([0.7, 0.2, 0.1]), atol=0.03, rtol=0)
