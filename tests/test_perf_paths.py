@@ -211,3 +211,22 @@ def test_inference_ffn_with_fused_activation_matches_eager(activation):
     with torch.no_grad():
         fused = ffn(x)
     assert torch.allclose(fused, ffn.down(ffn.act(ffn.up(x))).detach(), atol=1e-5)
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_grouped_linear_matches_the_block_diagonal_product(groups):
+    from convbert.blocks.ffn import GroupedLinear
+
+    torch.manual_seed(0)
+    layer = GroupedLinear(8, 12, groups)
+    torch.nn.init.normal_(layer.bias)
+    x = torch.randn(2, 5, 8)
+    out, (grad,) = _grads(layer, x)
+    params = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    dense = torch.block_diag(*layer.weight)  # (in, out)
+    ref, (ref_grad,) = _grads(lambda t: t @ torch.block_diag(*layer.weight) + layer.bias, x)
+    assert torch.allclose(out, ref, atol=1e-6) and torch.allclose(grad, ref_grad, atol=1e-6)
+    for a, p in zip(params, layer.parameters(), strict=True):
+        assert torch.allclose(a, p.grad, atol=1e-5)
+    assert dense.shape == (8, 12)

@@ -28,12 +28,12 @@ def _probe() -> bool:
     try:
         g = torch.Generator().manual_seed(0)
         x, w, b = torch.randn(5, 7, generator=g), torch.randn(3, 7, generator=g), torch.randn(3, generator=g)
-        return bool(torch.allclose(_onednn(x, w, b), F.linear(x, w, b), atol=1e-5))
+        return bool(torch.allclose(product(x, w, b), F.linear(x, w, b), atol=1e-5))
     except (RuntimeError, AttributeError, NotImplementedError):
         return False
 
 
-def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """x @ weight.T (+ bias) by oneDNN; x may have leading batch dimensions, both may be strided."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
@@ -56,13 +56,13 @@ def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
 def weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """grad.T @ x for 2-D (N, out) and (N, in), the larger of out and in in oneDNN's output position."""
     if grad.shape[1] > x.shape[1]:
-        return _onednn(x.t(), grad.t()).t().contiguous()
-    return _onednn(grad.t(), x.t())
+        return product(x.t(), grad.t()).t().contiguous()
+    return product(grad.t(), x.t())
 
 
 def input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """grad @ weight, (..., out) x (out, in) -> (..., in)."""
-    return _onednn(grad, weight.t())
+    return product(grad, weight.t())
 
 
 class _OneDnnLinear(torch.autograd.Function):
@@ -70,7 +70,7 @@ class _OneDnnLinear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return _onednn(x, weight, bias)
+        return product(x, weight, bias)
 
     @staticmethod
     @once_differentiable
