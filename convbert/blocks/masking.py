@@ -37,9 +37,7 @@ class SequenceMask:
         # A row with no real token attends uniformly (all scores at the minimum). CPU SDPA's fused backward
         # gets that case wrong, so the attention takes its explicit path then; checked on the CPU only
         # (free there; a host sync on an accelerator) and not under torch.compile.
-        empty = (
-            keep.device.type == "cpu" and not torch.compiler.is_compiling() and bool((keep.sum(-1) == 0).any())
-        )
+        empty = on_cpu and bool((keep.sum(-1) == 0).any())
         return cls(keep=keep, additive=additive, has_empty_rows=empty)
 
     def zero_padding(self, x: torch.Tensor) -> torch.Tensor:

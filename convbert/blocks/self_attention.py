@@ -109,7 +109,8 @@ class SelfAttention(nn.Module):
             context = _AttentionWithDropout.apply(q, k, v, additive, dropout)
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=additive, dropout_p=dropout)
-        return context.transpose(1, 2).reshape(batch, length, self.output_size), probs if output_attentions else None
+        out = context.transpose(1, 2).reshape(batch, length, self.output_size)
+        return out, probs if output_attentions else None
 
     def _project(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Query, key and value as one (H -> 3W) product: one larger GEMM, one input gradient in backward.
