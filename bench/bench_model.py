@@ -120,23 +120,25 @@ def plan(args: argparse.Namespace) -> list[Workload]:
 
 
 def run_group(works: list[Workload], models: dict, args: argparse.Namespace) -> list[Row]:
-    """Time every workload of one (config, length, batch, dtype); the training closures interleave.
+    """Time every workload of one (config, length, batch): all modes and dtypes interleave (inference
+    closures among themselves, training closures among themselves), so every ratio, bf16 against fp32
+    included, compares runs made side by side.
 
-    Hugging Face has no sparse step: its one training closure (key ``train``) serves the ``mlm`` and the
-    ``pretrain`` rows.
+    Hugging Face has no sparse step: its one training closure per dtype (mode ``train``) serves the ``mlm``
+    and the ``pretrain`` rows.
     """
     steps, rows = {}, {}
     for work in works:
-        rows[work.mode] = Row(work)
-        steps[("ours", work.mode)] = workloads.make_step("ours", models["ours"], work)
-        hf_key = ("hf", "inference" if work.mode == "inference" else "train")
+        rows[(work.mode, work.dtype)] = Row(work)
+        steps[("ours", work.mode, work.dtype)] = workloads.make_step("ours", models["ours"], work)
+        hf_key = ("hf", "inference" if work.mode == "inference" else "train", work.dtype)
         if hf_key not in steps:
             steps[hf_key] = workloads.make_step("hf", models["hf"], work)
 
-    def targets_of(key: tuple[str, str]) -> list[Row]:
-        side, mode = key
+    def targets_of(key: tuple[str, str, str]) -> list[Row]:
+        side, mode, dtype = key
         modes = ["mlm", "pretrain"] if (side, mode) == ("hf", "train") else [mode]
-        return [rows[m] for m in modes if m in rows]
+        return [rows[(m, dtype)] for m in modes if (m, dtype) in rows]
 
     for inference in (True, False):
         selected = {k: v for k, v in steps.items() if (k[1] == "inference") == inference}
@@ -148,12 +150,12 @@ def run_group(works: list[Workload], models: dict, args: argparse.Namespace) -> 
                 setattr(row, key[0], values)
     for key, step in steps.items():
         work = next(r.work for r in targets_of(key))
-        cache_key = (key, work.config, work.length, work.batch)  # FLOPs do not depend on the dtype
+        cache_key = (key[:2], work.config, work.length, work.batch)  # FLOPs do not depend on the dtype
         if cache_key not in _FLOPS:
             _FLOPS[cache_key] = measure.count_flops(step)
         for row in targets_of(key):
             setattr(row, f"{key[0]}_flops", _FLOPS[cache_key])
-    return [rows[w.mode] for w in works]
+    return [rows[(w.mode, w.dtype)] for w in works]
 
 
 _FLOPS: dict = {}
@@ -277,17 +279,18 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         groups: dict = {}
         for work in works:
-            groups.setdefault((work.config, work.length, work.batch, work.dtype), []).append(work)
+            groups.setdefault((work.config, work.length, work.batch), []).append(work)
         paths = {}
-        for (config, length, batch, dtype), group in groups.items():
+        for (config, length, batch), group in groups.items():
             paths[(config, length)] = path = workloads.checkpoint(tmp, config, length)
             models = {side: workloads.load(side, path) for side in workloads.SIDES}
-            print(f"{config} L={length} B={batch} {dtype}: {', '.join(w.mode for w in group)}", flush=True)
+            kinds = ", ".join(f"{w.mode} {w.dtype}" for w in group)
+            print(f"{config} L={length} B={batch}: {kinds}", flush=True)
             group_rows = run_group(group, models, args)
             for r in group_rows:
                 ours, hf = measure.median(r.ours), measure.median(r.hf)
-                print(f"  {r.work.mode:9s} ours {ours:.3f}s  HF {hf:.3f}s  speed-up {r.speedup:.2f}x "
-                      f"(best-of {r.speedup_best:.2f}x)", flush=True)
+                print(f"  {r.work.mode:9s} {r.work.dtype} ours {ours:.3f}s  HF {hf:.3f}s  "
+                      f"speed-up {r.speedup:.2f}x (best-of {r.speedup_best:.2f}x)", flush=True)
             rows += group_rows
             if args.profile and not profiles:
                 profiles.append(profile(group[0], models))

@@ -98,22 +98,23 @@ def autocast(dtype: str):
 
 
 def make_step(side: str, model: torch.nn.Module, work: Workload) -> Callable[[], None]:
-    """A closure running one step of ``work`` on ``model`` (sets train/eval mode; owns its optimizer)."""
+    """A closure running one step of ``work`` on ``model``; it sets eval or train mode on each call (closures
+    of one model interleave) and owns its optimizer."""
     batch = inputs(work, model.config.vocab_size)
     if work.mode == "inference":
-        model.eval()
         encoder = model.convbert
 
         def infer() -> None:
+            model.eval()
             with torch.inference_mode(), autocast(work.dtype):
                 encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
 
         return infer
-    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     extra = {"logits_at_labels_only": True} if side == "ours" and work.mode == "pretrain" else {}
 
     def train() -> None:
+        model.train()
         with autocast(work.dtype):
             loss = model(**batch, **extra).loss
         loss.backward()
