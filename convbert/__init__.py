@@ -33,7 +33,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "ConfigError", "ConvBertConfig", "ConvBertError", "ConvBertForMaskedLM",
     "ConvBertForMultipleChoice", "ConvBertForQuestionAnswering", "ConvBertForSequenceClassification",
-    "ConvBertForTokenClassification", "ConvBertModel", "ConvBertTokenizer", "ConvBertTokenizerFast", "ConvBertPreTrainedModel", "ConvBertWithHead",
-    "DuplicateBlockError", "InputError", "NotExpressibleError", "PluginError", "Registry", "UnknownBlockError",
+    "ConvBertForTokenClassification", "ConvBertModel", "ConvBertPreTrainedModel", "ConvBertTokenizer",
+    "ConvBertTokenizerFast", "ConvBertWithHead", "DuplicateBlockError", "InputError", "NotExpressibleError",
+    "PluginError", "Registry", "UnknownBlockError",
     "build_model", "hookimpl", "list_blocks", "normalize_composition",
 ]

@@ -44,7 +44,8 @@ def parse_composition(composition: Mapping[str, Any] | DictConfig, path: str = "
     parsed = parse_params(_SCHEMA_SPEC, dict(composition), path)
     if parsed.hidden_size <= 0 or parsed.num_layers < 0:
         raise ConfigError(
-            f"{path}: hidden_size must be > 0 and num_layers >= 0, got {parsed.hidden_size}, {parsed.num_layers}"
+            f"{path}: hidden_size must be > 0 and num_layers >= 0, "
+            f"got {parsed.hidden_size}, {parsed.num_layers}"
         )
     return parsed
 
@@ -101,14 +102,18 @@ def _normalize_node(registry: Registry, kind: str, node: Any, path: str) -> Any:
         # nested blocks: a field named after a kind holds that kind; `parts` holds the parent's kind
         child_kind = f.name if f.name in registry.specs else (kind if f.name == "parts" else None)
         if child_kind and isinstance(value, list):
-            value = [_normalize_node(registry, child_kind, v, f"{path}.{f.name}.{i}") for i, v in enumerate(value)]
+            value = [
+                _normalize_node(registry, child_kind, v, f"{path}.{f.name}.{i}") for i, v in enumerate(value)
+            ]
         elif child_kind and isinstance(value, (dict, str)):
             value = _normalize_node(registry, child_kind, value, f"{path}.{f.name}")
         out[f.name] = value
     return out
 
 
-def normalize_composition(composition: Mapping[str, Any] | DictConfig, registry: Registry | None = None) -> dict:
+def normalize_composition(
+    composition: Mapping[str, Any] | DictConfig, registry: Registry | None = None
+) -> dict:
     """The composition with every default filled in: equal results mean the same model."""
     parsed = parse_composition(composition)
     registry = resolve_registry(parsed, registry)

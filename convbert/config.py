@@ -1,4 +1,5 @@
-"""ConvBertConfig: Hugging Face's flat ``config.json`` fields, validated, and the composition they describe."""
+"""ConvBertConfig: Hugging Face's flat ``config.json`` fields, validated, and the composition
+they describe."""
 
 from __future__ import annotations
 
@@ -115,22 +116,24 @@ class ConvBertConfig:
              "must be odd so the span is centred on the token; use e.g. 3, 5, 9 or 17")
         heads = max(self.num_attention_heads // self.head_ratio, 1)
         need(self.hidden_size % (2 * heads) == 0, "hidden_size",
-             f"must be divisible by 2 * (num_attention_heads // head_ratio) = {2 * heads} so that the attention "
-             "and convolution heads (Hugging Face's rule) fill it exactly; change hidden_size, "
-             "num_attention_heads or head_ratio")
+             f"must be divisible by 2 * (num_attention_heads // head_ratio) = {2 * heads} "
+             "so that the attention and convolution heads (Hugging Face's rule) fill it exactly; "
+             "change hidden_size, num_attention_heads or head_ratio")
         need(self.hidden_size % self.num_groups == 0 and self.intermediate_size % self.num_groups == 0,
              "num_groups", f"must divide hidden_size ({self.hidden_size}) and intermediate_size "
              f"({self.intermediate_size}); use a common divisor such as 1, 2 or 4")
-        need(self.hidden_act in ACTIVATIONS, "hidden_act", f"unknown activation; choose one of {sorted(ACTIVATIONS)}")
+        need(self.hidden_act in ACTIVATIONS, "hidden_act",
+             f"unknown activation; choose one of {sorted(ACTIVATIONS)}")
         for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             need(0.0 <= float(getattr(self, field)) < 1.0, field, "must be in [0, 1)")
-        need(self.classifier_dropout is None or 0.0 <= float(self.classifier_dropout) < 1.0, "classifier_dropout",
-             "must be None or in [0, 1)")
+        need(self.classifier_dropout is None or 0.0 <= float(self.classifier_dropout) < 1.0,
+             "classifier_dropout", "must be None or in [0, 1)")
         need(self.pad_token_id is None or 0 <= self.pad_token_id < self.vocab_size, "pad_token_id",
              f"must be None or an id below vocab_size ({self.vocab_size})")
         need(float(self.layer_norm_eps) > 0, "layer_norm_eps", "must be > 0")
         need(not self.is_decoder and not self.add_cross_attention, "is_decoder",
-             "ConvBERT here is an encoder; decoder use and cross-attention are not supported (set both False)")
+             "ConvBERT here is an encoder; decoder use and cross-attention are not supported "
+             "(set both False)")
 
     # -- composition ------------------------------------------------------------------------------
     def encoder_composition(self) -> dict[str, Any]:
@@ -140,8 +143,8 @@ class ConvBertConfig:
         ffn: dict[str, Any] = {"name": "dense", "intermediate_size": self.intermediate_size,
                                "activation": self.hidden_act}
         if self.num_groups > 1:
-            ffn = {"name": "grouped", "intermediate_size": self.intermediate_size, "num_groups": self.num_groups,
-                   "activation": self.hidden_act}
+            ffn = {"name": "grouped", "intermediate_size": self.intermediate_size,
+                   "num_groups": self.num_groups, "activation": self.hidden_act}
         return {
             "hidden_size": self.hidden_size,
             "num_layers": self.num_hidden_layers,
@@ -205,7 +208,9 @@ class ConvBertConfig:
         return composition
 
     @classmethod
-    def from_composition(cls, composition: dict[str, Any], registry: Any = None, **kwargs: Any) -> ConvBertConfig:
+    def from_composition(
+        cls, composition: dict[str, Any], registry: Any = None, **kwargs: Any
+    ) -> ConvBertConfig:
         """A config describing ``composition``: flat fields where Hugging Face's can express it, otherwise
         the composition itself is kept (``hf_compatible`` is then False)."""
         from convbert.composition import normalize_composition
@@ -227,9 +232,10 @@ class ConvBertConfig:
     def require_hf_compatible(self) -> None:
         if not self.hf_compatible:
             raise NotExpressibleError(
-                "this model's composition (e.g. other mixers, a different head split or layer type) cannot be "
-                "described by Hugging Face's ConvBertConfig, so transformers cannot load it. Save it in convbert's "
-                "format (save_pretrained(dir, hf_format=False)) and load it with convbert."
+                "this model's composition (e.g. other mixers, a different head split or layer type) "
+                "cannot be described by Hugging Face's ConvBertConfig, so transformers cannot load it. "
+                "Save it in convbert's format (save_pretrained(dir, hf_format=False)) and load it with "
+                "convbert."
             )
 
     # -- (de)serialisation ----------------------------------------------------------------------

@@ -90,7 +90,9 @@ class ConvBertPreTrainedModel(nn.Module):
         self.set_input_embeddings(new)
         decoder = self.get_output_embeddings()
         if decoder is not None:
-            resized = nn.Linear(decoder.in_features, new_num_tokens, device=new.weight.device, dtype=new.weight.dtype)
+            resized = nn.Linear(
+                decoder.in_features, new_num_tokens, device=new.weight.device, dtype=new.weight.dtype
+            )
             nn.init.zeros_(resized.bias)
             resized.bias[:keep] = decoder.bias[:keep]
             if not self._decoder_is_tied():
@@ -192,7 +194,10 @@ class ConvBertPreTrainedModel(nn.Module):
         return model
 
     def load_checkpoint_state(
-        self, state: dict[str, torch.Tensor], source: Any = "state dict", ignore_mismatched_sizes: bool = False
+        self,
+        state: dict[str, torch.Tensor],
+        source: Any = "state dict",
+        ignore_mismatched_sizes: bool = False,
     ) -> None:
         """Load a state dict in Hugging Face's names or ours, with errors that list what does not match."""
         ours = self.state_dict()
@@ -220,16 +225,19 @@ class ConvBertPreTrainedModel(nn.Module):
         if wrong and not ignore_mismatched_sizes:
             raise CheckpointError(
                 f"checkpoint {source} has tensors of the wrong shape: {'; '.join(wrong)}. Pass "
-                "ignore_mismatched_sizes=True to re-initialise them (e.g. a classifier with a new num_labels)."
+                "ignore_mismatched_sizes=True to re-initialise them "
+                "(e.g. a classifier with a new num_labels)."
             )
         if wrong:
-            logger.warning("%s: re-initialised tensors of another shape: %s", type(self).__name__, "; ".join(wrong))
+            logger.warning("%s: re-initialised tensors of another shape: %s", type(self).__name__,
+                           "; ".join(wrong))
             mapped = {k: v for k, v in mapped.items() if k not in ours or v.shape == ours[k].shape}
         if missing_head:
             logger.warning("%s: newly initialised head weights (train them): %s", type(self).__name__,
                            ", ".join(missing_head))
         if foreign_heads:
-            logger.info("%s: ignored weights of another task head: %s", type(self).__name__, ", ".join(foreign_heads))
+            logger.info("%s: ignored weights of another task head: %s", type(self).__name__,
+                        ", ".join(foreign_heads))
         self.load_state_dict({k: v for k, v in mapped.items() if k in ours}, strict=False)
 
     def _adapt_own_prefix(self, state, ours):
@@ -249,7 +257,8 @@ class ConvBertPreTrainedModel(nn.Module):
 class ConvBertModel(ConvBertPreTrainedModel):
     """The encoder: embeddings and a stack of layers, all built from the registry.
 
-    ``ConvBertModel(config)`` builds Hugging Face's ConvBERT; ``ConvBertModel(composition=...)`` any composition.
+    ``ConvBertModel(config)`` builds Hugging Face's ConvBERT; ``ConvBertModel(composition=...)``
+    any composition.
     """
 
     def __init__(
@@ -424,7 +433,8 @@ class ConvBertForQuestionAnswering(ConvBertWithHead):
                 output_hidden_states=None, return_dict=None):
         encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                                output_attentions, output_hidden_states)
-        out = self.head(encoded.last_hidden_state, start_positions=start_positions, end_positions=end_positions)
+        out = self.head(encoded.last_hidden_state, start_positions=start_positions,
+                        end_positions=end_positions)
         return self._finish(out, encoded, return_dict)
 
 
@@ -439,7 +449,8 @@ class ConvBertForMultipleChoice(ConvBertWithHead):
         if source is None or source.dim() < 3:
             raise InputError(
                 "ConvBertForMultipleChoice takes input_ids of shape (batch, num_choices, length) "
-                f"(or inputs_embeds with a hidden axis); got shape {None if source is None else tuple(source.shape)}"
+                "(or inputs_embeds with a hidden axis); "
+                f"got shape {None if source is None else tuple(source.shape)}"
             )
         num_choices = source.shape[1]
 
@@ -511,7 +522,9 @@ def _check_inputs(input_ids, inputs_embeds, attention_mask, token_type_ids, posi
         shape = tuple(input_ids.shape)
     else:
         if inputs_embeds.dim() != 3:
-            raise InputError(f"inputs_embeds must be (batch, length, embedding_size), got {tuple(inputs_embeds.shape)}")
+            raise InputError(
+                f"inputs_embeds must be (batch, length, embedding_size), got {tuple(inputs_embeds.shape)}"
+            )
         shape = tuple(inputs_embeds.shape[:2])
     for name, t in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids),
                     ("position_ids", position_ids)):

@@ -131,7 +131,9 @@ class Registry:
         ``example``: parameters the contract suite (``convbert.testing``) builds the block with.
         """
         if kind not in self.specs:
-            raise ConfigError(f"cannot register {name!r}: unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+            raise ConfigError(
+                f"cannot register {name!r}: unknown kind {kind!r}; kinds are {', '.join(KINDS)}"
+            )
         if not dataclasses.is_dataclass(params):
             raise PluginError(
                 f"block {kind} {name!r} from {self._provider[0]}: params must be a dataclass, got {params!r}"
@@ -144,7 +146,9 @@ class Registry:
                 f"{_dist_suffix(existing.distribution)} and by {provider}{_dist_suffix(dist)}. "
                 "Rename one of them or uninstall one of the two plugins."
             )
-        spec = BlockSpec(kind, name, factory, params, provider, dist, version, description or _doc(factory), example)
+        spec = BlockSpec(
+            kind, name, factory, params, provider, dist, version, description or _doc(factory), example
+        )
         self.specs[kind][name] = spec
         return spec
 
@@ -159,7 +163,9 @@ class Registry:
         if path not in self.config_dirs:
             self.config_dirs.append(path)
 
-    def register_plugin(self, plugin: object, name: str | None = None, distribution: str | None = None) -> None:
+    def register_plugin(
+        self, plugin: object, name: str | None = None, distribution: str | None = None
+    ) -> None:
         """Register a plugin object or module (anything with a ``convbert_register_blocks`` hookimpl)."""
         pm = self.plugin_manager
         if pm.is_registered(plugin):
@@ -184,7 +190,9 @@ class Registry:
                 except (DuplicateBlockError, PluginError, ConfigError):
                     raise
                 except Exception as exc:  # a plugin's own bug: name the plugin, keep the cause
-                    raise PluginError(f"plugin {name!r} failed while registering its blocks: {exc!r}") from exc
+                    raise PluginError(
+                        f"plugin {name!r} failed while registering its blocks: {exc!r}"
+                    ) from exc
                 finally:
                     self._provider = ("<direct>", None, None)
 
@@ -229,7 +237,10 @@ class Registry:
             where = f" at {path}" if path else ""
             hint = ""
             if (kind, name) in KNOWN_EXTERNAL_BLOCKS:
-                hint = f" {kind} {name!r} is provided by the plugin package {KNOWN_EXTERNAL_BLOCKS[kind, name]}."
+                hint = (
+                    f" {kind} {name!r} is provided by the plugin package "
+                    f"{KNOWN_EXTERNAL_BLOCKS[kind, name]}."
+                )
             listed = ", ".join(_closest_first(str(name), self.specs[kind])) or "(none)"
             raise UnknownBlockError(
                 f"unknown {kind} block {name!r}{where}.{hint} Registered {kind} blocks (closest first): "
@@ -251,7 +262,8 @@ class Registry:
         values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
         if "name" not in values:
             raise ConfigError(
-                f"{path}: a {kind} block needs `name:`; registered {kind} blocks: {', '.join(self.names(kind))}"
+                f"{path}: a {kind} block needs `name:`; "
+                f"registered {kind} blocks: {', '.join(self.names(kind))}"
             )
         spec = self.get(kind, values.pop("name"), path)
         return spec, parse_params(spec, values, path)

@@ -82,7 +82,10 @@ def check_block(spec: BlockSpec, registry: Registry) -> None:
 
     if any(p.requires_grad for p in block.parameters()):
         (out.float() * torch.linspace(0.5, 1.5, out.shape[-1])).sum().backward()
-    no_grad = [n for n, p in block.named_parameters() if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
+    no_grad = [
+        n for n, p in block.named_parameters()
+        if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())
+    ]
     if no_grad:
         _fail(spec, f"no (finite) gradient reaches {', '.join(no_grad)}")
 
@@ -107,6 +110,6 @@ def check_all(registry: Registry | None = None) -> dict[str, str]:
         try:
             check_block(spec, registry)
             results[f"{spec.kind}/{spec.name}"] = "ok"
-        except Exception as exc:  # report every block, not only the first failure
+        except Exception as exc:  # noqa: BLE001 - deliberate: report every block, not just the first failure
             results[f"{spec.kind}/{spec.name}"] = f"{type(exc).__name__}: {exc}"
     return results

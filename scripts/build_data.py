@@ -37,8 +37,8 @@ from xml.etree import ElementTree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from convbert.data.datasets import TOKEN_LABELS
-from convbert.data.splits import stable_key, stable_split
+from convbert.data.datasets import TOKEN_LABELS  # noqa: E402 - needs the sys.path entry above
+from convbert.data.splits import stable_key, stable_split  # noqa: E402 - needs the sys.path entry above
 
 PACKAGES: dict[str, tuple[list[str], str, str]] = {
     # name: (pip download arguments, file name, sha256)
@@ -569,7 +569,7 @@ def derive_qa(documents: list[Document], vocabulary: set[str], contexts: int) ->
     result: dict[str, list] = {}
     for name, items in splits.items():
         records = []
-        for source, title, index, context, sentences in items:
+        for source, title, _index, context, sentences in items:
             cursor = 0
             questions = []
             for sentence in sentences:
@@ -604,7 +604,7 @@ def derive_multiple_choice(documents: list[Document], items: int) -> dict[str, l
     """SWAG-like: given a paragraph's opening sentence(s), pick its true next sentence among 4; the 3
     distractors are sentences at the same position of other paragraphs of the same source and split."""
     candidates = []
-    for source, title, paragraphs in documents:
+    for source, _title, paragraphs in documents:
         for paragraph in paragraphs:
             sentences = split_sentences(paragraph)
             if len(sentences) < 2:
@@ -622,7 +622,7 @@ def derive_multiple_choice(documents: list[Document], items: int) -> dict[str, l
             pool = sorted({e for s, _, e in group if s == source and e != ending})
             distractors = _hash_order(pool, lambda e, c=context: f"{c}:{e}", "mc-distractor")[:3]
             label = int(stable_key(context, f"{SEED}:mc-label"), 16) % 4
-            choices = distractors[:label] + [ending] + distractors[label:]
+            choices = [*distractors[:label], ending, *distractors[label:]]
             records.append(
                 {
                     "id": f"mc-{name}-{number:05d}",

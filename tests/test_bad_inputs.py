@@ -58,7 +58,7 @@ def test_truncated_weights_file_is_named(model, tmp_path):
     model.save_pretrained(tmp_path)
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:200])
-    with pytest.raises(CheckpointError, match="model.safetensors.*truncated or corrupt"):
+    with pytest.raises(CheckpointError, match=r"model.safetensors.*truncated or corrupt"):
         convbert.ConvBertForSequenceClassification.from_pretrained(tmp_path)
 
 

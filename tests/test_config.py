@@ -109,7 +109,7 @@ def test_custom_composition_refuses_hf_format_and_round_trips_in_ours(tmp_path):
 
 
 def test_missing_config_is_a_clear_error(tmp_path):
-    with pytest.raises(CheckpointError, match="config.json"):
+    with pytest.raises(CheckpointError, match=r"config.json"):
         ConvBertConfig.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):

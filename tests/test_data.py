@@ -98,7 +98,7 @@ def test_token_classification_is_well_formed_bio() -> None:
             assert len(tokens) == len(tags) == len(record["labels"]) and 8 <= len(tokens) <= 40
             assert [TOKEN_LABELS[i] for i in record["labels"]] == tags
             assert any(tag != "O" for tag in tags)
-            for previous, tag, token in zip(["O", *tags], tags, tokens):
+            for previous, tag, token in zip(["O", *tags], tags, tokens, strict=False):
                 if tag.startswith("I-"):
                     assert previous[2:] == tag[2:]
                 if tag.endswith("NUM"):
@@ -122,7 +122,7 @@ def test_qa_answers_are_located_in_context() -> None:
             assert set(r) == {"id", "title", "context", "question", "answers"}
             answers = r["answers"]
             assert len(answers["text"]) == len(answers["answer_start"]) >= 1
-            for text, start in zip(answers["text"], answers["answer_start"]):
+            for text, start in zip(answers["text"], answers["answer_start"], strict=True):
                 assert r["context"][start : start + len(text)] == text
             if split != "smoke":
                 (text,), (start,) = answers["text"], answers["answer_start"]
@@ -162,12 +162,12 @@ def test_unknown_corpus_source() -> None:
 
 
 def test_missing_files_are_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="corpus/nope.txt"):
+    with pytest.raises(FileNotFoundError, match=r"corpus/nope.txt"):
         data.data_path("corpus/nope.txt")
     missing = tmp_path / "absent.jsonl"
-    with pytest.raises(FileNotFoundError, match="absent.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"absent.jsonl"):
         data.read_jsonl(missing)
-    with pytest.raises(FileNotFoundError, match="absent.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"absent.jsonl"):
         data.read_text_file(str(missing))
 
 

@@ -148,7 +148,9 @@ def test_sparse_masked_lm_logits_give_the_same_loss(batch):
 
 def test_gradient_checkpointing_gives_the_same_gradients(batch):
     torch.manual_seed(0)
-    config = convbert.ConvBertConfig(**tiny_config_kwargs(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    config = convbert.ConvBertConfig(
+        **tiny_config_kwargs(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    )
     model = convbert.ConvBertForMaskedLM(config)
     args = _inputs("ConvBertForMaskedLM", batch, 2)
     model(**args).loss.backward()

@@ -141,7 +141,7 @@ def test_plugin_module_that_fails_to_import_is_named(fresh_registry):
 
     broken.convbert_register_blocks = convbert_register_blocks
     try:
-        with pytest.raises(PluginError, match="broken_convbert_plugin.*boom"):
+        with pytest.raises(PluginError, match=r"broken_convbert_plugin.*boom"):
             fresh_registry.load_modules(["broken_convbert_plugin"])
     finally:
         del sys.modules["broken_convbert_plugin"]
@@ -208,7 +208,9 @@ def test_contract_suite_catches_a_mixer_that_ignores_padding(fresh_registry):
 
 def test_bert_is_a_composition_of_the_same_registry():
     torch.manual_seed(0)
-    comp = tiny_composition({"name": "self_attention", "num_heads": 4}, head={"name": "masked_lm", "vocab_size": 30})
+    comp = tiny_composition(
+        {"name": "self_attention", "num_heads": 4}, head={"name": "masked_lm", "vocab_size": 30}
+    )
     model = convbert.build_model(comp)
     assert isinstance(model, convbert.ConvBertForMaskedLM)
     assert not model.config.hf_compatible

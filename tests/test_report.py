@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -42,3 +43,40 @@ def test_report_prints_one_row_per_run_and_writes_its_files(tmp_path, capsys):
 def test_report_on_a_folder_without_runs_says_so(tmp_path):
     with pytest.raises(SystemExit, match="no runs"):
         main([str(tmp_path)])
+
+
+def test_runs_that_differ_in_seed_are_also_summarised_per_configuration(tmp_path, capsys):
+    accuracies = {(3, 0): 0.60, (3, 1): 0.64, (3, 2): 0.65, (9, 0): 0.70, (9, 1): 0.74, (9, 2): 0.69}
+    for job, ((kernel, seed), accuracy) in enumerate(accuracies.items()):
+        overrides = ["pretrain=none", f"model.kernel_size={kernel}", f"seed={seed}"]
+        fake_run(tmp_path / str(job), overrides, accuracy)
+    main([str(tmp_path)])
+    out = capsys.readouterr().out
+    per_run, per_config = out.split("Mean over seeds")
+    assert len([line for line in per_run.splitlines() if line.startswith("| ") and "run" not in line]) == 6
+    rows = [line.split(" | ") for line in per_config.splitlines() if line.startswith("| model.")]
+    assert [r[0] for r in rows] == ["| model.kernel_size=3", "| model.kernel_size=9"]
+    header = next(line for line in per_config.splitlines() if line.startswith("| config")).split(" | ")
+    column = header.index("task dev accuracy")
+    for row, kernel in zip(rows, (3, 9), strict=True):
+        values = [a for (k, _), a in accuracies.items() if k == kernel]
+        mean = sum(values) / 3
+        sd = (sum((v - mean) ** 2 for v in values) / 2) ** 0.5
+        assert row[1] == "3"  # seeds
+        shown_mean, shown_sd = row[column].split(" ± ")
+        assert float(shown_mean) == pytest.approx(mean, abs=1e-4)
+        assert float(shown_sd) == pytest.approx(sd, rel=0.05)  # shown to 2 significant digits
+    with open(tmp_path / "report_by_config.csv") as fh:
+        by_config = list(csv.DictReader(fh))
+    assert [r["config"] for r in by_config] == ["model.kernel_size=3", "model.kernel_size=9"]
+    assert float(by_config[1]["task dev accuracy sd"]) == pytest.approx(0.02646, rel=1e-3)
+    assert float(by_config[1]["task dev accuracy"]) == pytest.approx(0.71, rel=1e-3)
+    assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_single_seed_sweep_has_no_per_configuration_table(tmp_path, capsys):
+    for job in range(2):
+        fake_run(tmp_path / str(job), ["seed=0", f"model.kernel_size={job + 3}"], 0.6)
+    main([str(tmp_path)])
+    assert "Mean over seeds" not in capsys.readouterr().out
+    assert not (tmp_path / "report_by_config.csv").exists()

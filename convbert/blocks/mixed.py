@@ -65,7 +65,11 @@ class MixedAttention(nn.Module):
         self.output_size = sum(p.output_size for p in parts)
 
     def forward(
-        self, hidden: torch.Tensor, mask: SequenceMask, output_attentions: bool = False, shared: dict | None = None
+        self,
+        hidden: torch.Tensor,
+        mask: SequenceMask,
+        output_attentions: bool = False,
+        shared: dict | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         shared = {} if shared is None else shared
         outputs, probs = [], None
@@ -82,5 +86,6 @@ def convbert_register_blocks(registry) -> None:
     registry.register(
         "mixer", "mixed", MixedAttention, MixedParams,
         example={"num_heads": 4, "head_ratio": 2,
-                 "parts": [{"name": "self_attention"}, {"name": "span_conv", "kernel_size": 3, "mask_padding": True}]},
+                 "parts": [{"name": "self_attention"},
+                           {"name": "span_conv", "kernel_size": 3, "mask_padding": True}]},
     )

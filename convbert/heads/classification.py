@@ -30,7 +30,9 @@ class SequenceClassificationHead(nn.Module):
     def __init__(self, params: SequenceClassificationParams, ctx) -> None:
         super().__init__()
         if params.problem_type is not None and params.problem_type not in PROBLEM_TYPES:
-            raise ConfigError(f"{ctx.path}.problem_type: {params.problem_type!r} is not one of {PROBLEM_TYPES}")
+            raise ConfigError(
+                f"{ctx.path}.problem_type: {params.problem_type!r} is not one of {PROBLEM_TYPES}"
+            )
         self.num_labels = params.num_labels
         self.problem_type = params.problem_type
         self.dense = nn.Linear(ctx.hidden_size, ctx.hidden_size)
@@ -38,7 +40,9 @@ class SequenceClassificationHead(nn.Module):
         self.dropout = nn.Dropout(params.dropout)
         self.out_proj = nn.Linear(ctx.hidden_size, params.num_labels)
 
-    def forward(self, sequence_output: torch.Tensor, labels: torch.Tensor | None = None) -> SequenceClassifierOutput:
+    def forward(
+        self, sequence_output: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> SequenceClassifierOutput:
         x = self.dropout(sequence_output[:, 0])
         logits = self.out_proj(self.dropout(self.act(self.dense(x))))
         loss = None if labels is None else self.loss(logits, labels)
@@ -76,7 +80,9 @@ class TokenClassificationHead(nn.Module):
         self.dropout = nn.Dropout(params.dropout)
         self.classifier = nn.Linear(ctx.hidden_size, params.num_labels)
 
-    def forward(self, sequence_output: torch.Tensor, labels: torch.Tensor | None = None) -> TokenClassifierOutput:
+    def forward(
+        self, sequence_output: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> TokenClassifierOutput:
         logits = self.classifier(self.dropout(sequence_output))
         loss = None
         if labels is not None:
@@ -86,5 +92,7 @@ class TokenClassificationHead(nn.Module):
 
 @hookimpl
 def convbert_register_blocks(registry) -> None:
-    registry.register("head", "sequence_classification", SequenceClassificationHead, SequenceClassificationParams)
+    registry.register(
+        "head", "sequence_classification", SequenceClassificationHead, SequenceClassificationParams
+    )
     registry.register("head", "token_classification", TokenClassificationHead, TokenClassificationParams)

@@ -36,12 +36,16 @@ class MultipleChoiceHead(nn.Module):
     def __init__(self, params: MultipleChoiceParams, ctx) -> None:
         super().__init__()
         if params.summary_type not in SUMMARY_TYPES:
-            raise ConfigError(f"{ctx.path}.summary_type: {params.summary_type!r} is not one of {SUMMARY_TYPES}")
+            raise ConfigError(
+                f"{ctx.path}.summary_type: {params.summary_type!r} is not one of {SUMMARY_TYPES}"
+            )
         hidden = ctx.hidden_size
         self.summary_type = params.summary_type
         out = params.num_labels if params.summary_proj_to_labels and params.num_labels > 0 else hidden
         self.summary = nn.Linear(hidden, out) if params.summary_use_proj else nn.Identity()
-        self.activation = Activation(params.summary_activation) if params.summary_activation else nn.Identity()
+        self.activation = (
+            Activation(params.summary_activation) if params.summary_activation else nn.Identity()
+        )
         self.first_dropout = nn.Dropout(params.summary_first_dropout)
         self.last_dropout = nn.Dropout(params.summary_last_dropout)
         self.classifier = nn.Linear(out, 1)

@@ -24,7 +24,9 @@ class QuestionAnsweringHead(nn.Module):
     def __init__(self, params: QuestionAnsweringParams, ctx) -> None:
         super().__init__()
         if params.num_labels != 2:
-            raise ConfigError(f"{ctx.path}.num_labels: question answering needs 2 (start, end), got {params.num_labels}")
+            raise ConfigError(
+                f"{ctx.path}.num_labels: question answering needs 2 (start, end), got {params.num_labels}"
+            )
         self.qa_outputs = nn.Linear(ctx.hidden_size, 2)
 
     def forward(

@@ -89,8 +89,9 @@ def load_pickle_weights(path: Path) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            f"refused to load {path}: it holds Python objects other than tensors, and unpickling them could run "
-            "code. Nothing was executed. Convert the checkpoint to safetensors in a trusted environment."
+            f"refused to load {path}: it holds Python objects other than tensors, "
+            "and unpickling them could run code. Nothing was executed. "
+            "Convert the checkpoint to safetensors in a trusted environment."
         ) from exc
     except (RuntimeError, EOFError, OSError) as exc:
         raise CheckpointError(f"weights file {path} is truncated or corrupt ({exc})") from exc

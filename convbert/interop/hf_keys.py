@@ -43,7 +43,8 @@ ENCODER_RULES = [
     Rule("layers.{i}.mixer.parts.1.key_pointwise.weight",
          "encoder.layer.{i}.attention.self.key_conv_attn_layer.pointwise.weight",
          lambda t: t.unsqueeze(-1), lambda t: t.squeeze(-1)),
-    Rule("layers.{i}.mixer.parts.1.key_pointwise.bias", "encoder.layer.{i}.attention.self.key_conv_attn_layer.bias",
+    Rule("layers.{i}.mixer.parts.1.key_pointwise.bias",
+         "encoder.layer.{i}.attention.self.key_conv_attn_layer.bias",
          lambda t: t.unsqueeze(-1), lambda t: t.squeeze(-1)),
     Rule("layers.{i}.mixer.parts.1.kernel.{p}", "encoder.layer.{i}.attention.self.conv_kernel_layer.{p}"),
     Rule("layers.{i}.mixer.parts.1.value.{p}", "encoder.layer.{i}.attention.self.conv_out_layer.{p}"),
@@ -72,7 +73,9 @@ HEAD_RULES: dict[str, list[Rule]] = {
     ],
 }
 # Every Hugging Face ConvBERT head's prefixes: a head of another task class is recognised, not an error.
-HF_HEAD_PREFIXES = ("generator_predictions.", "generator_lm_head.", "classifier.", "qa_outputs.", "sequence_summary.")
+HF_HEAD_PREFIXES = (
+    "generator_predictions.", "generator_lm_head.", "classifier.", "qa_outputs.", "sequence_summary."
+)
 
 
 def _regex(template: str) -> re.Pattern:
@@ -87,7 +90,9 @@ def _rules(head: str | None) -> list[tuple[Rule, bool]]:
     return [(r, True) for r in ENCODER_RULES] + [(r, False) for r in HEAD_RULES.get(head or "", [])]
 
 
-def _convert(state: dict[str, Tensor], head: str | None, direction: str) -> tuple[dict[str, Tensor], list[str]]:
+def _convert(
+    state: dict[str, Tensor], head: str | None, direction: str
+) -> tuple[dict[str, Tensor], list[str]]:
     task_model = head is not None
     compiled = []
     for rule, is_encoder in _rules(head):

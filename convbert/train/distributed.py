@@ -4,6 +4,10 @@
 process group (gloo for CPU tensors, NCCL for CUDA ones), trains on its share of every batch, and
 DistributedDataParallel averages the gradients. Process 0 alone writes files and prints progress.
 Without torchrun (no WORLD_SIZE in the environment) everything here is a no-op for one process.
+
+A job that submitit starts as several tasks (``hydra/launcher=submitit_slurm`` or ``submitit_local`` with
+``hydra.launcher.tasks_per_node=N``) gets the same variables from submitit's job environment, so each task
+joins the process group as a torchrun worker would.
 """
 
 from __future__ import annotations
@@ -57,8 +61,25 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def export_submitit_environment() -> bool:
+    """In a submitit job of several tasks, set torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*)
+    from submitit's job environment; True when it did. Every GPU stays visible: the device is picked by
+    LOCAL_RANK, as under torchrun."""
+    if "WORLD_SIZE" in os.environ or not os.environ.get("SUBMITIT_EXECUTOR"):
+        return False
+    from submitit import JobEnvironment
+    from submitit.helpers import TorchDistributedEnvironment
+
+    if JobEnvironment().num_tasks <= 1:
+        return False
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    return True
+
+
 def init_distributed(timeout_minutes: float = 30.0) -> Distributed:
-    """Join the process group torchrun describes (idempotent); one process without torchrun."""
+    """Join the process group torchrun (or a multi-task submitit job) describes (idempotent); one process
+    otherwise."""
+    export_submitit_environment()
     if not launched_by_torchrun():
         return Distributed()
     if not torch_dist.is_initialized():

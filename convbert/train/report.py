@@ -3,7 +3,9 @@
 Every directory below ``<dir>`` holding a ``summary.json`` is a run. Each row shows the run's overrides, its
 encoder's parameter count, and per stage the speed, the last training loss and the dev metric. The table is
 printed as markdown and written to ``report.md`` and ``report.csv``; ``report.png`` plots the dev metric per
-run and the training loss curves.
+run and the training loss curves. When the runs differ in ``seed=`` (``-m ... seed=0,1,2``), a second table
+gives each configuration's mean and standard deviation over its seeds (``report_by_config.csv``), and the plot
+shows those means with the seeds as dots, so a difference can be read against the seed-to-seed spread.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import csv
 import io
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,52 @@ def run_row(run_dir: Path, root: Path, common: list[str] = ()) -> dict[str, Any]
     return row
 
 
+def _without_seed(overrides: str) -> str:
+    return " ".join(o for o in overrides.split(" ") if not o.startswith("seed=")) or "(defaults)"
+
+
+def seed_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]] | None:
+    """Rows grouped by their overrides other than ``seed=``, in first-seen order; None if no run sets one."""
+    if not any(o.startswith("seed=") for row in rows for o in row["overrides"].split(" ")):
+        return None
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(_without_seed(row["overrides"]), []).append(row)
+    return groups
+
+
+def mean_rows(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per configuration: the number of seeds, then every numeric column's mean and, for the losses
+    and dev metrics, its standard deviation over the seeds (``<column> sd``; 0 with one seed)."""
+    out = []
+    for config, members in groups.items():
+        row: dict[str, Any] = {"config": config, "seeds": len(members)}
+        columns = [c for c in dict.fromkeys(k for m in members for k in m) if c not in ("run", "overrides")]
+        for column in columns:
+            values = [m[column] for m in members if isinstance(m.get(column), int | float)]
+            if not values:
+                continue
+            row[column] = statistics.fmean(values)
+            if " loss" in column or " dev " in f" {column}":
+                row[f"{column} sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out.append(row)
+    return out
+
+
+def mean_markdown(rows: list[dict[str, Any]]) -> str:
+    """``mean_rows`` as markdown, each mean shown beside its standard deviation (``0.712 ± 0.004``)."""
+    shown = []
+    for row in rows:
+        cells = {}
+        for key, value in row.items():
+            if key.endswith(" sd"):
+                continue
+            sd = row.get(f"{key} sd")
+            cells[key] = f"{_fmt(value)} ± {sd:.2g}" if sd is not None else value
+        shown.append(cells)
+    return markdown(shown)
+
+
 def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     columns = list(dict.fromkeys(k for row in rows for k in row))
     return columns, [[_fmt(row.get(c)) for c in columns] for row in rows]
@@ -93,26 +142,53 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def _label(text: str, fallback: str) -> str:
+    return text if len(text) <= 40 else fallback
+
+
 def plot(rows: list[dict[str, Any]], runs: list[Path], path: Path) -> Path:
-    """Left: the last stage's dev metric per run. Right: each run's training loss over its last stage."""
+    """Left: the last stage's dev metric per run (per configuration, mean ± sd with the seeds as dots, when
+    the runs differ in seed). Right: each run's training loss over its last stage, a colour per configuration.
+    """
     fig = Figure(figsize=(12, 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     left, right = fig.subplots(1, 2)
     metric_key = next((k for k in reversed(list(rows[0])) if " dev " in f" {k}"), None) if rows else None
-    labels = [row["overrides"] if len(row["overrides"]) <= 40 else row["run"] for row in rows]
-    values = [row.get(metric_key) or 0.0 for row in rows] if metric_key else []
-    left.barh(range(len(values)), values, color="tab:blue")
-    left.set_yticks(range(len(values)), labels, fontsize=8)
+    groups = seed_groups(rows) or {row["overrides"]: [row] for row in rows}
+    labels = [_label(config, members[0]["run"]) for config, members in groups.items()]
+    colours = {config: f"C{i % 10}" for i, config in enumerate(groups)}
+    per_group = [[m.get(metric_key) or 0.0 for m in members] if metric_key else [0.0]
+                 for members in groups.values()]
+    means = [statistics.fmean(v) for v in per_group]
+    sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in per_group]
+    left.barh(range(len(means)), means, xerr=sds if any(sds) else None, color="tab:blue", alpha=0.8,
+              capsize=3)
+    for i, values in enumerate(per_group):
+        if len(values) > 1:
+            left.plot(values, [i] * len(values), "o", color="black", ms=3)
+    left.set_yticks(range(len(means)), labels, fontsize=8)
     left.invert_yaxis()
-    left.set_xlabel(metric_key or "dev metric")
-    for i, v in enumerate(values):
-        left.text(v, i, f" {v:.4g}", va="center", fontsize=8)
-    for run_dir, label in zip(runs, labels, strict=True):
+    seeds = max(len(v) for v in per_group) if per_group else 1
+    left.set_xlabel((metric_key or "dev metric") + (f" (mean ± sd over {seeds} seeds; dots: seeds)"
+                                                    if seeds > 1 else ""))
+    if means:  # zoom to the values: the differences between configurations are what matters
+        low = min(min(v) for v in per_group)
+        high = max(max(v) for v in per_group)
+        pad = max(high - low, abs(high) * 0.01, 1e-6)
+        left.set_xlim(low - pad, high + pad)
+    for i, m in enumerate(means):
+        left.text(m, i, f" {m:.4g}", va="bottom", fontsize=8)
+    labelled: set[str] = set()
+    for run_dir, row in zip(runs, rows, strict=True):
+        config = _without_seed(row["overrides"]) if seeds > 1 else row["overrides"]
         records = [r for r in read_history(run_dir / HISTORY_FILE) if r["split"] == "train"]
         last = records[-1]["stage"] if records else None
         points = [(r["step"], r["loss"]) for r in records if r["stage"] == last]
         if points:
-            right.plot(*zip(*points, strict=True), label=label, lw=1.2, marker="o", ms=2)
+            label = None if config in labelled else _label(config, row["run"])
+            labelled.add(config)
+            right.plot(*zip(*points, strict=True), label=label, lw=1.0, color=colours.get(config),
+                       alpha=0.8)
     right.set_xlabel("step")
     right.set_ylabel("training loss (last stage)")
     right.grid(alpha=0.3)
@@ -132,8 +208,13 @@ def report(root: Path, out: Path | None = None) -> str:
     out = out or root
     out.mkdir(parents=True, exist_ok=True)
     text = (f"All runs: {' '.join(common)}\n\n" if common else "") + markdown(rows)
-    (out / "report.md").write_text(text)
     (out / "report.csv").write_text(csv_text(rows))
+    groups = seed_groups(rows)
+    if groups:
+        means = mean_rows(groups)
+        text += "\nMean over seeds (± standard deviation):\n\n" + mean_markdown(means)
+        (out / "report_by_config.csv").write_text(csv_text(means))
+    (out / "report.md").write_text(text)
     plot(rows, runs, out / "report.png")
     return text
 
