@@ -285,13 +285,30 @@ def as_tensors(data: dict[str, list], tensor_type: str | None, batched: bool) ->
         convert = partial(np.asarray, dtype=np.int64)
     out = {}
     for key, value in data.items():
-        if batched and len({len(row) for row in value}) > 1:
+        if batched and value and isinstance(value[0], list) and len({len(row) for row in value}) > 1:
             raise ValueError(
                 f"cannot stack sequences of different lengths into a tensor ({key}); pass padding=True "
                 "(or padding='max_length') together with return_tensors"
             )
         out[key] = convert(value if batched else [value])
     return out
+
+
+def shape_output(
+    data: dict[str, list], batched: bool, options: EncodeOptions, sample: list[int] | None = None
+) -> dict[str, Any]:
+    """Finish ``__call__``'s columns (one entry per row): add ``length`` (ids per row, padding included) and
+    ``overflow_to_sample_mapping`` when asked, then shape them as Hugging Face's fast tokenizer does: tensors
+    and overflow keep the batch axis; a single text without them loses it, except ``length`` ([n])."""
+    if options.return_length:
+        data["length"] = [len(ids) for ids in data["input_ids"]]
+    if options.return_overflowing_tokens:
+        data["overflow_to_sample_mapping"] = list(sample or [])
+    if options.return_tensors is not None:
+        return as_tensors(data, options.return_tensors, batched=True)
+    if batched or options.return_overflowing_tokens:
+        return data
+    return {key: value[0] if value and isinstance(value[0], list) else value for key, value in data.items()}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -440,6 +457,9 @@ class EncodeOptions:
     return_attention_mask: bool
     return_special_tokens_mask: bool
     return_offsets_mapping: bool
+    return_length: bool = False
+    return_overflowing_tokens: bool = False
+    stride: int = 0  # only used with return_overflowing_tokens
 
 
 def _lookup(table: dict, value: Any, name: str) -> str | None:
@@ -632,6 +652,9 @@ class TokenizerBase:
         return_attention_mask: bool | None = None,
         return_special_tokens_mask: bool = False,
         return_offsets_mapping: bool = False,
+        return_length: bool = False,
+        return_overflowing_tokens: bool = False,
+        stride: int = 0,
     ) -> BatchEncoding:
         """Encode a text, a pair, or a batch of either into model inputs (Hugging Face's keyword semantics).
 
@@ -642,6 +665,21 @@ class TokenizerBase:
         Without ``max_length``, truncation and "max_length" padding use ``model_max_length``.
         A truncation that cannot be met (``max_length`` below the 2 or 3 special tokens, or an only_first /
         only_second target too short) raises ValueError.
+
+        ``return_length=True`` adds ``length``: the number of ids of each returned sequence, padding
+        included (for a single text without overflow, a one-element list, as in Hugging Face).
+
+        ``return_overflowing_tokens=True`` (with truncation) keeps what truncation would drop, in Hugging
+        Face's *fast* format (both tokenizers use it; the legacy pure-Python ``overflowing_tokens`` format is
+        not offered): every window becomes its own row, the rows of one example follow each other, and
+        ``overflow_to_sample_mapping`` gives each row's example index.  Each window after the first repeats
+        the last ``stride`` tokens of the one before.  With ``truncation="only_second"`` only the second text
+        (a question-answering context) is windowed and the first is repeated in every row; "only_first" is
+        the mirror image.  ``longest_first`` cuts pairs the way the Rust tokenizer does: the longer text gets
+        the windows when only it must be cut, and when both must be cut, every window of the first text is
+        paired with every window of the second.  Rows are padded like a batch, and the output always has a
+        batch axis.  ``stride`` must be smaller than a window's room for tokens (``max_length`` minus the
+        special tokens, minus the other text for only_first / only_second); otherwise ValueError.
         """
         examples, batched = as_examples(text, text_pair, is_split_into_words)
         options = self._options(
@@ -657,6 +695,9 @@ class TokenizerBase:
             return_attention_mask=return_attention_mask,
             return_special_tokens_mask=return_special_tokens_mask,
             return_offsets_mapping=return_offsets_mapping,
+            return_length=return_length,
+            return_overflowing_tokens=return_overflowing_tokens,
+            stride=stride,
             has_pairs=any(second is not None for _, second in examples),
         )
         return self._encode(examples, batched, options)
@@ -681,6 +722,7 @@ class TokenizerBase:
         return_token_type_ids: bool | None,
         return_attention_mask: bool | None,
         has_pairs: bool,
+        stride: int = 0,
         **flags: Any,
     ) -> EncodeOptions:
         if max_length is not None and padding is False and truncation is None:
@@ -690,6 +732,8 @@ class TokenizerBase:
         for name, value in (("max_length", max_length), ("pad_to_multiple_of", pad_to_multiple_of)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise TypeError(f"{name} must be a non-negative int or None, got {value!r}")
+        if not isinstance(stride, int) or isinstance(stride, bool) or stride < 0:
+            raise TypeError(f"stride must be a non-negative int, got {stride!r}")
         if pad_to_multiple_of == 0:
             raise ValueError("pad_to_multiple_of must be positive")
         if max_length is None:
@@ -716,6 +760,8 @@ class TokenizerBase:
                 f"truncation length ({max_length}) is not a multiple of "
                 f"pad_to_multiple_of ({pad_to_multiple_of})"
             )
+        if flags.get("return_overflowing_tokens"):
+            self._check_overflow(truncation_mode, max_length, stride, has_pairs, flags["add_special_tokens"])
         side = self.padding_side if padding_side is None else padding_side
         if side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
@@ -730,8 +776,40 @@ class TokenizerBase:
             return_tensors=return_tensors,
             return_token_type_ids=True if return_token_type_ids is None else return_token_type_ids,
             return_attention_mask=True if return_attention_mask is None else return_attention_mask,
+            stride=stride,
             **flags,
         )
+
+    def _check_overflow(
+        self,
+        truncation: str | None,
+        max_length: int | None,
+        stride: int,
+        pair: bool,
+        add_special_tokens: bool,
+    ) -> None:
+        """Refuse overflow settings that can never give windows (Hugging Face returns unwindowed rows, garbage
+        rows, or a Rust panic for these)."""
+        if truncation is None:
+            raise ValueError(
+                "return_overflowing_tokens=True needs truncation, or nothing overflows: pass "
+                "truncation=True (or 'only_second' to window only the second text of pairs, e.g. a "
+                "question-answering context) and max_length"
+            )
+        special = self.num_special_tokens_to_add(pair) if add_special_tokens else 0
+        room = max_length - special
+        where = f"max_length={max_length}" + (f" minus {special} special tokens" if special else "")
+        if stride >= room:
+            raise ValueError(
+                f"stride={stride} must be smaller than the room a window has for tokens ({where} "
+                f"leaves {room}), since each window after the first repeats the last stride tokens of the "
+                "one before; lower stride or raise max_length"
+            )
+        if pair and truncation == "longest_first" and room < 2:
+            raise ValueError(
+                "truncation='longest_first' with return_overflowing_tokens needs room for at least one "
+                f"token of each text of a pair, but {where} leaves {room}; raise max_length"
+            )
 
     def pad(
         self,
@@ -954,6 +1032,13 @@ class ConvBertTokenizer(TokenizerBase):
 
     Unlike ``BertTokenizerLegacy``, it returns ``token_type_ids`` by default (the model takes them), and a
     truncation that cannot be met raises ValueError instead of silently returning an over-long sequence.
+
+    ``return_overflowing_tokens=True`` follows Hugging Face's *fast* tokenizer, not the legacy one: one row
+    per window with ``overflow_to_sample_mapping`` (the legacy format, an ``overflowing_tokens`` list per
+    sequence, is not offered), the Rust library's windows for every strategy (the legacy tokenizer refuses
+    longest_first on pairs), and so, in an odd-budget longest_first pair cut, the Rust split of the budget.
+    The windows are cut here in Python and match ``ConvBertTokenizerFast`` and transformers' fast
+    ``BertTokenizer`` row for row.
     """
 
     def __init__(
@@ -1081,11 +1166,28 @@ class ConvBertTokenizer(TokenizerBase):
     def _encode(self, examples: list, batched: bool, options: EncodeOptions) -> BatchEncoding:
         if options.return_offsets_mapping:
             raise NotImplementedError("return_offsets_mapping needs ConvBertTokenizerFast")
-        rows = []
-        for first, second in examples:
+        rows: list[dict[str, list[int]]] = []
+        sample: list[int] = []  # each row's example, for overflow_to_sample_mapping
+        for index, (first, second) in enumerate(examples):
             ids = self._ids(first, options.is_split_into_words)
             pair_ids = None if second is None else self._ids(second, options.is_split_into_words)
-            rows.append(self._features(ids, pair_ids, options))
+            if not options.return_overflowing_tokens:
+                rows.append(self._features(ids, pair_ids, options))
+                continue
+            special = self.num_special_tokens_to_add(second is not None) if options.add_special_tokens else 0
+            windows = overflow_windows(
+                ids,
+                pair_ids,
+                max_length=options.max_length,
+                special=special,
+                strategy=options.truncation,
+                stride=options.stride,
+                side=self.truncation_side,
+                example=index,
+            )
+            for part, pair_part in windows:
+                rows.append(self._assemble(part, pair_part, options))
+                sample.append(index)
         pad_features(
             rows,
             options.padding,
@@ -1096,9 +1198,23 @@ class ConvBertTokenizer(TokenizerBase):
         )
         if not rows:
             keys = [key for key, wanted in self._wanted(options).items() if wanted]
+            keys += [key for key, wanted in self._extra_keys(options).items() if wanted]
             return BatchEncoding({key: [] for key in keys})
-        data = {key: [row[key] for row in rows] for key in rows[0]} if batched else rows[0]
-        return BatchEncoding(as_tensors(data, options.return_tensors, batched))
+        if not batched and not options.return_overflowing_tokens:  # the common case, kept cheap
+            data = rows[0]
+            if options.return_length:  # [n] as in Hugging Face (tensors add that axis themselves)
+                length = len(data["input_ids"])
+                data["length"] = length if options.return_tensors else [length]
+            return BatchEncoding(as_tensors(data, options.return_tensors, batched=False))
+        data = {key: [row[key] for row in rows] for key in rows[0]}
+        return BatchEncoding(shape_output(data, batched, options, sample))
+
+    @staticmethod
+    def _extra_keys(options: EncodeOptions) -> dict[str, bool]:
+        return {
+            "length": options.return_length,
+            "overflow_to_sample_mapping": options.return_overflowing_tokens,
+        }
 
     @staticmethod
     def _wanted(options: EncodeOptions) -> dict[str, bool]:
@@ -1119,6 +1235,12 @@ class ConvBertTokenizer(TokenizerBase):
             excess = len(ids) + len(pair_ids or ()) + special - options.max_length
             if excess > 0:
                 ids, pair_ids = truncate_pair(ids, pair_ids, excess, options.truncation, self.truncation_side)
+        return self._assemble(ids, pair_ids, options)
+
+    def _assemble(
+        self, ids: list[int], pair_ids: list[int] | None, options: EncodeOptions
+    ) -> dict[str, list[int]]:
+        """The model inputs of already-truncated ids: special tokens, token types, masks."""
         if options.add_special_tokens:
             input_ids = self.build_inputs_with_special_tokens(ids, pair_ids)
             type_ids = self.create_token_type_ids_from_sequences(ids, pair_ids)
@@ -1183,3 +1305,131 @@ def truncate_pair(
     else:
         from_ids, from_pair = rest // 2, first_cut + rest - rest // 2
     return cut(ids, from_ids), cut(pair_ids, from_pair)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Overflowing windows ("doc stride"), cut exactly as the Rust ``tokenizers`` library cuts them.
+
+
+def window_sizes(
+    n_first: int,
+    n_second: int | None,
+    *,
+    max_length: int,
+    special: int,
+    strategy: str,
+    stride: int,
+    example: int = 0,
+) -> tuple[int, int | None]:
+    """How many tokens of each text one window holds (a text's own length if it is not cut).
+
+    The Rust library's truncation with overflow: the room is ``max_length - special``; ``longest_first``
+    cuts a single text to the room, and for a pair cuts only the longer text when the shorter fits in half
+    the room, else both to half of it (the longer, or the second on a tie, keeping an odd token);
+    ``only_first``/``only_second`` cut that text to what the other leaves.  A text that is cut must hold
+    more than ``stride`` tokens per window; otherwise ValueError naming the example and the fix.
+    """
+    room = max_length - special
+    total = n_first + (n_second or 0)
+    if total <= room:
+        return n_first, n_second
+    specials = f" minus {special} special tokens" if special else ""
+    if strategy == "only_second" and n_second is None:
+        raise ValueError(
+            f"example {example}: truncation='only_second' needs a text pair; this input is a single sequence "
+            "(truncation=True cuts a single text)"
+        )
+    if strategy == "longest_first" and n_second is None:
+        sizes: tuple[int, int | None] = (room, None)
+    elif strategy == "longest_first":
+        short, long = sorted((n_first, n_second))
+        long = short if short > room else max(short, room - short)
+        if short + long > room:
+            short, long = room // 2, room // 2 + room % 2
+        sizes = (long, short) if n_first > n_second else (short, long)
+    else:
+        second = strategy == "only_second"
+        target, other = (n_second, n_first) if second else (n_first, n_second or 0)
+        size = target - (total - room)
+        name, other_name = ("second", "first") if second else ("first", "second")
+        if size <= 0:
+            raise ValueError(
+                f"example {example}: cannot truncate: truncation='{strategy}' must remove {total - room} "
+                f"tokens but the {name} text has only {target}; raise max_length or use "
+                "truncation='longest_first'"
+            )
+        if size <= stride:
+            raise ValueError(
+                f"example {example}: each window has room for {_tokens(size)} of the {name} text "
+                f"(max_length={max_length}{specials} minus the {_tokens(other)} of the {other_name} text), "
+                f"not more than stride={stride}, so no window would add new tokens; lower stride, raise "
+                f"max_length or shorten the {other_name} text"
+            )
+        return (n_first, size) if second else (size, n_second)
+    for n, size, name in ((n_first, sizes[0], "first"), (n_second, sizes[1], "second")):
+        if n is not None and size < n and size <= stride:
+            raise ValueError(
+                f"example {example}: truncation='longest_first' with max_length={max_length}{specials} "
+                f"leaves room for {_tokens(size)} of the {name} text per window, not more than "
+                f"stride={stride}, so no window would add new tokens; lower stride, raise max_length, or use "
+                "truncation='only_second' to keep the first text whole"
+            )
+    return sizes
+
+
+def _tokens(n: int) -> str:
+    return f"{n} token" if n == 1 else f"{n} tokens"
+
+
+def window_spans(length: int, size: int, stride: int, side: str = "right") -> list[tuple[int, int]]:
+    """``(start, stop)`` of each window of ``size`` tokens over ``length`` tokens, each overlapping the one
+    before by ``stride``; from the start for ``side="right"`` truncation, from the end for "left"."""
+    if size >= length:
+        return [(0, length)]
+    step = size - stride
+    spans = []
+    if side == "right":
+        for start in range(0, length, step):
+            spans.append((start, min(start + size, length)))
+            if start + size >= length:
+                break
+    else:
+        for stop in range(length, 0, -step):
+            spans.append((max(stop - size, 0), stop))
+            if stop <= size:
+                break
+    return spans
+
+
+def overflow_windows(
+    ids: list[int],
+    pair_ids: list[int] | None,
+    *,
+    max_length: int,
+    special: int,
+    strategy: str,
+    stride: int,
+    side: str = "right",
+    example: int = 0,
+) -> list[tuple[list[int], list[int] | None]]:
+    """The (first, second) token ids of each row that ``return_overflowing_tokens`` gives one example, in
+    the fast tokenizer's order: the first windows of both texts, then each later window of the first text
+    with every window of the second, then the first window of the first text with each later window of the
+    second.  (When only one text is cut, that is simply its windows in order, the other text repeated.)"""
+    first_size, second_size = window_sizes(
+        len(ids),
+        None if pair_ids is None else len(pair_ids),
+        max_length=max_length,
+        special=special,
+        strategy=strategy,
+        stride=stride,
+        example=example,
+    )
+    firsts = [ids[start:stop] for start, stop in window_spans(len(ids), first_size, stride, side)]
+    if pair_ids is None:
+        return [(part, None) for part in firsts]
+    seconds = [pair_ids[start:stop] for start, stop in window_spans(len(pair_ids), second_size, stride, side)]
+    order = [(0, 0)]
+    order += [(i, j) for i in range(1, len(firsts)) for j in range(len(seconds))]
+    order += [(0, j) for j in range(1, len(seconds))]
+    return [(firsts[i], seconds[j]) for i, j in order]

@@ -31,10 +31,11 @@ from convbert.tokenization import (
     EncodeOptions,
     PathLike,
     TokenizerBase,
-    as_tensors,
     default_vocab_file,
     describe_type,
     load_vocab,
+    shape_output,
+    window_sizes,
 )
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -113,6 +114,12 @@ class ConvBertTokenizerFast(TokenizerBase):
     - ``decode`` leaves tokenization spaces alone by default (``clean_up_tokenization_spaces=False``) and
       drops ids the vocabulary does not have;
     - only_first / only_second truncation that would leave the truncated text empty raises ValueError.
+
+    ``return_overflowing_tokens=True`` returns the Rust library's windows exactly as transformers'
+    ``BertTokenizer`` does (one row per window, ``overflow_to_sample_mapping``; ``word_ids(i)``,
+    ``sequence_ids(i)`` and offsets per row).  Where that call would panic, give rows that overflow
+    ``max_length`` (no room left for the text being cut) or ignore the request (no truncation), this one
+    raises ValueError saying why and which example.
 
     Unlike transformers' ``BertTokenizer`` it treats an empty ``text_pair`` ("") as a pair, like batches do,
     and raises TypeError/ValueError with a plain message on bad input.  The Rust tokenizer's truncation and
@@ -241,7 +248,9 @@ class ConvBertTokenizerFast(TokenizerBase):
     def _configure(self, options: EncodeOptions) -> None:
         truncation = None
         if options.truncation is not None:
-            truncation = (options.max_length, options.truncation, self.truncation_side)
+            # Rust windows the overflow whenever truncating; the stride only matters when they are returned.
+            stride = options.stride if options.return_overflowing_tokens else 0
+            truncation = (options.max_length, options.truncation, self.truncation_side, stride)
         padding = None
         if options.padding is not None:
             length = options.max_length if options.padding == "max_length" else None
@@ -251,8 +260,8 @@ class ConvBertTokenizerFast(TokenizerBase):
         if truncation is None:
             self._backend.no_truncation()
         else:
-            max_length, strategy, direction = truncation
-            self._backend.enable_truncation(max_length, stride=0, strategy=strategy, direction=direction)
+            max_length, strategy, direction, stride = truncation
+            self._backend.enable_truncation(max_length, stride=stride, strategy=strategy, direction=direction)
         if padding is None:
             self._backend.no_padding()
         else:
@@ -291,10 +300,16 @@ class ConvBertTokenizerFast(TokenizerBase):
         except Exception as error:  # tokenizers reports truncation failures as a bare Exception
             if "Truncation error" not in str(error):
                 raise
-            raise ValueError(
-                f"cannot truncate to max_length={options.max_length} with truncation='{options.truncation}': "
-                f"{error} (the text to truncate is too short, or there is no second text)"
-            ) from None
+            self._explain_failure(examples, options, error)
+        except BaseException as error:  # a Rust panic (pyo3's PanicException derives from BaseException)
+            if type(error).__name__ != "PanicException":
+                raise
+            self._explain_failure(examples, options, error)
+        sample = None
+        if options.return_overflowing_tokens:  # each window its own row, as Hugging Face's fast tokenizer
+            windows = [[encoding, *encoding.overflowing] for encoding in encodings]
+            sample = [index for index, rows in enumerate(windows) for _ in rows]
+            encodings = [row for rows in windows for row in rows]
         data = {"input_ids": [encoding.ids for encoding in encodings]}
         if options.return_token_type_ids:
             data["token_type_ids"] = [encoding.type_ids for encoding in encodings]
@@ -304,9 +319,44 @@ class ConvBertTokenizerFast(TokenizerBase):
             data["special_tokens_mask"] = [encoding.special_tokens_mask for encoding in encodings]
         if options.return_offsets_mapping:
             data["offset_mapping"] = [encoding.offsets for encoding in encodings]
-        if not batched:
-            data = {key: value[0] for key, value in data.items()}
-        return BatchEncoding(as_tensors(data, options.return_tensors, batched), encodings=encodings)
+        return BatchEncoding(shape_output(data, batched, options, sample), encodings=encodings)
+
+    def _explain_failure(self, examples: list, options: EncodeOptions, error: BaseException) -> None:
+        """Turn Rust's truncation errors and panics into the ValueError the pure-Python tokenizer raises.
+
+        Rust fails when only_first / only_second must cut more than the text has, and panics when a window
+        would hold no more than ``stride`` tokens of the text it cuts (``_options`` already refused what
+        fails for every text).  Neither says which example, so measure the texts and find it.
+        """
+        self._backend.no_truncation()
+        self._backend.no_padding()
+        self._settings = (None, None)
+        words = options.is_split_into_words
+
+        def lengths(texts: list) -> list[int]:
+            texts = [_blank_surrogates(list(text) if words else text) for text in texts]
+            encodings = self._backend.encode_batch(texts, is_pretokenized=words, add_special_tokens=False)
+            return [len(encoding.ids) for encoding in encodings]
+
+        pair = examples[0][1] is not None
+        firsts = lengths([first for first, _ in examples])
+        seconds = lengths([second for _, second in examples]) if pair else [None] * len(examples)
+        special = self.num_special_tokens_to_add(pair) if options.add_special_tokens else 0
+        for index, (n_first, n_second) in enumerate(zip(firsts, seconds, strict=True)):
+            window_sizes(
+                n_first,
+                n_second,
+                max_length=options.max_length,
+                special=special,
+                strategy=options.truncation,
+                stride=options.stride if options.return_overflowing_tokens else 0,
+                example=index,
+            )
+        raise ValueError(
+            f"cannot truncate to max_length={options.max_length} with truncation='{options.truncation}'"
+            + (f" and stride={options.stride}" if options.return_overflowing_tokens else "")
+            + f": {error}"
+        ) from None
 
     def _decode_one(self, ids: list[int], skip_special_tokens: bool) -> str:
         return self._backend.decode(

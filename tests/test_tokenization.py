@@ -232,6 +232,40 @@ def test_truncation_modes(tok):
     assert tok(a, b, truncation="do_not_truncate", max_length=5)["input_ids"] == tok(a, b)["input_ids"]
 
 
+def test_overflowing_windows_and_length(tok):
+    """Doc-stride windows in Hugging Face's fast format (checked against transformers in
+    test_tokenization_overflow.py); these hand-made cases run without it."""
+    letters = " ".join("abcdefghijklmn")  # 14 tokens, ids 1037..1050
+    windows = dict(truncation=True, return_overflowing_tokens=True)
+    out = tok(letters, max_length=8, stride=2, return_length=True, **windows)
+    assert out["input_ids"] == [[101, *range(1037 + s, 1043 + s), 102] for s in (0, 4, 8)]
+    assert out["overflow_to_sample_mapping"] == [0, 0, 0] and out["length"] == [8, 8, 8]
+    qa = tok(
+        ["what is it", "a"],
+        [letters, "b"],
+        truncation="only_second",
+        max_length=10,
+        stride=2,
+        padding=True,
+        return_overflowing_tokens=True,
+        return_tensors="pt",
+    )
+    assert qa["overflow_to_sample_mapping"].tolist() == [0] * 6 + [1]
+    assert qa["input_ids"][1].tolist() == [101, 2054, 2003, 2009, 102, 1039, 1040, 1041, 1042, 102]
+    assert qa["token_type_ids"][1].tolist() == [0] * 5 + [1] * 5
+    assert qa["input_ids"][6].tolist() == [101, 1037, 102, 1038, 102] + [0] * 5
+    # longest_first with both texts cut: every window of the first with every window of the second.
+    both = tok("a b c d", "e f g h", truncation=True, max_length=7, stride=1, return_overflowing_tokens=True)
+    assert [tok.decode(ids, skip_special_tokens=True) for ids in both["input_ids"]] == [
+        "a b e f", "b c e f", "b c f g", "b c g h", "c d e f", "c d f g", "c d g h", "a b f g", "a b g h"
+    ]
+    assert tok("hi")["input_ids"] == [101, 7632, 102] and tok("hi", return_length=True)["length"] == [3]
+    with pytest.raises(ValueError, match="needs truncation"):
+        tok(letters, return_overflowing_tokens=True)
+    with pytest.raises(ValueError, match="stride=6 must be smaller"):
+        tok(letters, truncation=True, max_length=8, stride=6, return_overflowing_tokens=True)
+
+
 def count_ab(ids: list[int]) -> tuple[int, int]:
     return ids.count(1037), ids.count(1038)
 
