@@ -80,3 +80,14 @@ def test_a_single_seed_sweep_has_no_per_configuration_table(tmp_path, capsys):
     main([str(tmp_path)])
     assert "Mean over seeds" not in capsys.readouterr().out
     assert not (tmp_path / "report_by_config.csv").exists()
+
+
+def test_plot_labels_are_the_swept_values_when_every_run_sets_the_same_keys():
+    from convbert.train.report import short_labels
+
+    assert short_labels(["+experiment/conv_variant=span_conv", "+experiment/conv_variant=none"]) == (
+        ["span_conv", "none"], "conv_variant")
+    two_keys = ["model.kernel_size=3 model.num_groups=2", "model.kernel_size=9 model.num_groups=1"]
+    assert short_labels(two_keys) == (["3 2", "9 1"], "kernel_size num_groups")
+    labels, title = short_labels(["model.kernel_size=3", "model=bert_tiny"])  # different keys: kept whole
+    assert labels == ["model.kernel_size=3", "model=bert_tiny"] and title == ""

@@ -142,8 +142,16 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _label(text: str, fallback: str) -> str:
-    return text if len(text) <= 40 else fallback
+def short_labels(configs: list[str]) -> tuple[list[str], str]:
+    """Plot labels for the configurations, and the swept keys for the axis title: when every configuration
+    sets the same keys, a label is just the values (``span_conv`` for ``+experiment/conv_variant=span_conv``).
+    """
+    split = [[o.split("=", 1) for o in c.split(" ")] for c in configs]
+    keys = [[part[0] for part in parts] for parts in split]
+    if configs and all(len(p) == 2 for parts in split for p in parts) and all(k == keys[0] for k in keys):
+        names = [k.lstrip("+~").rsplit("/", 1)[-1].rsplit(".", 1)[-1] for k in keys[0]]
+        return [" ".join(p[1] for p in parts) for parts in split], " ".join(names)
+    return [c if len(c) <= 48 else c[:45] + "..." for c in configs], ""
 
 
 def plot(rows: list[dict[str, Any]], runs: list[Path], path: Path) -> Path:
@@ -155,7 +163,8 @@ def plot(rows: list[dict[str, Any]], runs: list[Path], path: Path) -> Path:
     left, right = fig.subplots(1, 2)
     metric_key = next((k for k in reversed(list(rows[0])) if " dev " in f" {k}"), None) if rows else None
     groups = seed_groups(rows) or {row["overrides"]: [row] for row in rows}
-    labels = [_label(config, members[0]["run"]) for config, members in groups.items()]
+    labels, swept = short_labels(list(groups))
+    label_of = dict(zip(groups, labels, strict=True))
     colours = {config: f"C{i % 10}" for i, config in enumerate(groups)}
     per_group = [[m.get(metric_key) or 0.0 for m in members] if metric_key else [0.0]
                  for members in groups.values()]
@@ -168,16 +177,19 @@ def plot(rows: list[dict[str, Any]], runs: list[Path], path: Path) -> Path:
             left.plot(values, [i] * len(values), "o", color="black", ms=3)
     left.set_yticks(range(len(means)), labels, fontsize=8)
     left.invert_yaxis()
+    if swept:
+        left.set_title(swept, fontsize=9)
     seeds = max(len(v) for v in per_group) if per_group else 1
-    left.set_xlabel((metric_key or "dev metric") + (f" (mean ± sd over {seeds} seeds; dots: seeds)"
-                                                    if seeds > 1 else ""))
+    better = " (lower is better)" if metric_key and "loss" in metric_key else ""
+    left.set_xlabel((metric_key or "dev metric") + better + (f"\nmean ± sd over {seeds} seeds; dots: seeds"
+                                                             if seeds > 1 else ""))
     if means:  # zoom to the values: the differences between configurations are what matters
         low = min(min(v) for v in per_group)
         high = max(max(v) for v in per_group)
         pad = max(high - low, abs(high) * 0.01, 1e-6)
         left.set_xlim(low - pad, high + pad)
-    for i, m in enumerate(means):
-        left.text(m, i, f" {m:.4g}", va="bottom", fontsize=8)
+    for i, (m, sd) in enumerate(zip(means, sds, strict=True)):
+        left.text(m + sd, i, f"  {m:.4g}", va="center", fontsize=8)
     labelled: set[str] = set()
     for run_dir, row in zip(runs, rows, strict=True):
         config = _without_seed(row["overrides"]) if seeds > 1 else row["overrides"]
@@ -185,7 +197,7 @@ def plot(rows: list[dict[str, Any]], runs: list[Path], path: Path) -> Path:
         last = records[-1]["stage"] if records else None
         points = [(r["step"], r["loss"]) for r in records if r["stage"] == last]
         if points:
-            label = None if config in labelled else _label(config, row["run"])
+            label = None if config in labelled else label_of.get(config, config)
             labelled.add(config)
             right.plot(*zip(*points, strict=True), label=label, lw=1.0, color=colours.get(config),
                        alpha=0.8)
