@@ -135,3 +135,68 @@ def test_sampling_follows_the_softmax(method):
     drawn = sample(logits, method, 1.0, torch.Generator().manual_seed(0))
     frequencies = torch.bincount(drawn, minlength=3).float() / 4000
     torch.testing.assert_close(frequencies, torch.tensor([0.7, 0.2, 0.1]), atol=0.03, rtol=0)
+
+
+# -- question answering over long contexts ----------------------------------------------------------------
+def _qa_task(doc_stride, max_question_length=64):
+    from types import SimpleNamespace
+
+    from convbert.tokenization_fast import ConvBertTokenizerFast
+    from convbert.train.tasks import QuestionAnswering
+
+    config = SimpleNamespace(name="question_answering", max_answer_length=30, doc_stride=doc_stride,
+                             max_question_length=max_question_length)
+    return QuestionAnswering(config, ConvBertTokenizerFast())
+
+
+CONTEXT = ("The river runs through the old town. " * 12) + "The bridge was built in 1887 by the guild."
+RECORD = {"question": "When was the bridge built?", "context": CONTEXT,
+          "answers": {"text": ["1887"], "answer_start": [CONTEXT.index("1887")]}}
+
+
+def test_a_long_qa_context_is_read_in_overlapping_windows():
+    features = _qa_task(doc_stride=8).encode([RECORD], max_length=48)
+    assert len(features) > 3 and {f["_example"] for f in features} == {0}
+    answered = [f for f in features if f["start_positions"] > 0]
+    assert answered, "some window holds the answer at the end of the context"
+    for f in answered:
+        s, e = f["_offsets"][f["start_positions"]], f["_offsets"][f["end_positions"]]
+        assert CONTEXT[s[0]:e[1]] == "1887"
+    for f in features:
+        assert len(f["input_ids"]) <= 48
+        if f not in answered:
+            assert f["start_positions"] == f["end_positions"] == 0  # [CLS]
+    truncated = _qa_task(doc_stride=None).encode([RECORD], max_length=48)
+    assert len(truncated) == 1 and truncated[0]["start_positions"] == 0  # the answer was cut off
+
+
+def test_qa_evaluation_takes_the_best_span_over_a_questions_windows():
+    task = _qa_task(doc_stride=8)
+    features = task.encode([RECORD, {**RECORD, "question": "Where does the river run?"}], max_length=48)
+
+    class Oracle(torch.nn.Module):  # high logits at the labelled answer of each window that holds one
+        def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+            from types import SimpleNamespace
+
+            starts = torch.zeros(input_ids.shape)
+            ends = torch.zeros(input_ids.shape)
+            for row, ids in enumerate(input_ids.tolist()):
+                feature = next(f for f in features if f["input_ids"] == ids[:len(f["input_ids"])])
+                if feature["start_positions"] > 0:
+                    starts[row, feature["start_positions"]] = ends[row, feature["end_positions"]] = 10.0
+            return SimpleNamespace(start_logits=starts, end_logits=ends)
+
+    result = task.evaluate(Oracle(), features, batch_size=4, device=torch.device("cpu"),
+                           autocast=__import__("contextlib").nullcontext())
+    assert result == {"exact_match": 1.0, "f1": 1.0}, "one prediction per question, not per window"
+
+
+def test_a_long_question_is_cut_and_one_too_long_for_its_windows_is_a_config_error():
+    from convbert.errors import ConfigError
+
+    long_question = {**RECORD, "question": "why " * 60}
+    features = _qa_task(doc_stride=8, max_question_length=10).encode([long_question], max_length=48)
+    assert all(f["token_type_ids"].count(0) == 10 + 2 for f in features)  # [CLS] 10 question tokens [SEP]
+    assert any(f["start_positions"] > 0 for f in features)
+    with pytest.raises(ConfigError, match="doc_stride"):
+        _qa_task(doc_stride=8, max_question_length=None).encode([long_question], max_length=48)

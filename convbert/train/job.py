@@ -200,8 +200,11 @@ def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], toke
     train_features, dev_features = task.features(stage.data)
     baseline = task.baseline(train_features, dev_features)
     parameters = sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
-    _say(dist, f"{stage.name}: {stage.task.name} on {len(train_features)} train / {len(dev_features)} dev "
-               f"examples, {parameters / 1e6:.2f} M parameters, {device}"
+    train_examples, dev_examples = count_examples(train_features), count_examples(dev_features)
+    windows = (f" ({len(train_features)} / {len(dev_features)} windows)"
+               if (train_examples, dev_examples) != (len(train_features), len(dev_features)) else "")
+    _say(dist, f"{stage.name}: {stage.task.name} on {train_examples} train / {dev_examples} dev "
+               f"examples{windows}, {parameters / 1e6:.2f} M parameters, {device}"
                + (f", {dist.world_size} processes" if dist.enabled else ""))
     checkpoints_dir = run_dir / "checkpoints" / stage.name
     result = train(StageRun(name=stage.name, task=task, module=module, train=train_features, dev=dev_features,
@@ -214,12 +217,20 @@ def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], toke
     result.update(stage=stage.name, task=stage.task.name, metric=task.metric,
                   greater_is_better=task.greater_is_better, baseline=baseline, model_dir=str(model_dir),
                   model_class=_class_name(stage.task.name), parameters=parameters,
-                  train_examples=len(train_features), dev_examples=len(dev_features),
+                  train_examples=train_examples, dev_examples=dev_examples,
+                  train_features=len(train_features), dev_features=len(dev_features),
                   config={"task": asdict(stage.task), "data": asdict(stage.data),
                           "trainer": asdict(stage.trainer)})
     if dist.is_main:
         mark_done(checkpoints_dir, result)
     return result
+
+
+def count_examples(features: list[dict[str, Any]]) -> int:
+    """Examples, not features: a long QA context gives one feature per window, all with its ``_example``."""
+    if features and "_example" in features[0]:
+        return len({f["_example"] for f in features})
+    return len(features)
 
 
 def _class_name(task_name: str) -> str:

@@ -85,6 +85,8 @@ class TokenClassificationTask:
 class QuestionAnsweringTask:
     name: str = "question_answering"
     max_answer_length: int = 30
+    doc_stride: int | None = 32  # tokens shared by neighbouring windows of a long context; null: truncate
+    max_question_length: int | None = 48  # a longer question keeps its first tokens; null: never cut
     head: Any = field(default_factory=lambda: {"name": "question_answering"})
 
 
