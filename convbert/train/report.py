@@ -162,7 +162,8 @@ def plot(rows: list[dict[str, Any]], runs: list[Path], path: Path) -> Path:
     FigureCanvasAgg(fig)
     left, right = fig.subplots(1, 2)
     metric_key = next((k for k in reversed(list(rows[0])) if " dev " in f" {k}"), None) if rows else None
-    groups = seed_groups(rows) or {row["overrides"]: [row] for row in rows}
+    by_seed = seed_groups(rows)
+    groups = by_seed or {row["overrides"]: [row] for row in rows}
     labels, swept = short_labels(list(groups))
     label_of = dict(zip(groups, labels, strict=True))
     colours = {config: f"C{i % 10}" for i, config in enumerate(groups)}
@@ -192,7 +193,7 @@ def plot(rows: list[dict[str, Any]], runs: list[Path], path: Path) -> Path:
         left.text(m + sd, i, f"  {m:.4g}", va="center", fontsize=8)
     labelled: set[str] = set()
     for run_dir, row in zip(runs, rows, strict=True):
-        config = _without_seed(row["overrides"]) if seeds > 1 else row["overrides"]
+        config = _without_seed(row["overrides"]) if by_seed else row["overrides"]
         records = [r for r in read_history(run_dir / HISTORY_FILE) if r["split"] == "train"]
         last = records[-1]["stage"] if records else None
         points = [(r["step"], r["loss"]) for r in records if r["stage"] == last]
