@@ -54,15 +54,21 @@ def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """grad.T @ x for 2-D (N, out) and (N, in), the larger of out and in in oneDNN's output position."""
+    """grad.T @ x for 2-D (N, out) and (N, in), the larger of out and in in oneDNN's output position.
+
+    Both are made contiguous first: given the transpose of a column slice (the grouped FFN's blocks), oneDNN
+    falls back to a reference kernel, 1.1 s instead of 0.7 ms for a (2048, 64) x (2048, 256) product.
+    """
+    grad, x = grad.contiguous(), x.contiguous()
     if grad.shape[1] > x.shape[1]:
         return product(x.t(), grad.t()).t().contiguous()
     return product(grad.t(), x.t())
 
 
 def input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """grad @ weight, (..., out) x (out, in) -> (..., in)."""
-    return product(grad, weight.t())
+    """grad @ weight, (..., out) x (out, in) -> (..., in); a strided grad is copied first (5 ms -> 0.3 ms
+    for a column slice)."""
+    return product(grad.contiguous(), weight.t())
 
 
 class _OneDnnLinear(torch.autograd.Function):
