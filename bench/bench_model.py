@@ -6,7 +6,8 @@ memory is measured in a fresh subprocess per (side, workload). Modes: encoder in
 our pretraining step (logits only at the 15% labelled positions) against Hugging Face's masked-LM step.
 
     python bench/bench_model.py                 # default set (convbert-small, 128 and 512 tokens, fp32 and
-                                                #   bf16, 4096-token inference), writes bench/results.md
+                                                #   bf16, 4096-token inference, and one grouped-FFN training
+                                                #   step of medium-small), writes bench/results.md
     python bench/bench_model.py --quick         # smoke run: small, 128 tokens, fp32
     python bench/bench_model.py --full          # small, medium-small, base; 128, 512, 2048 (base to 512)
     python bench/bench_model.py --configs small --lengths 512 --dtypes fp32 --modes pretrain --profile
@@ -83,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, help="timed repetitions per closure (default 3 train, 5 inference)")
     p.add_argument("--long", type=int, nargs="*", help="extra fp32 inference lengths of small (default 4096)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-process peak-memory runs")
+    p.add_argument("--grouped", action=argparse.BooleanOptionalAction, default=None,
+                   help="add medium-small's fp32 MLM step at 128 tokens (grouped FFN; default set: on)")
     p.add_argument("--memory-dtypes", nargs="+", choices=list(workloads.DTYPES), help="default: fp32 only")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--profile", action="store_true", help="also print each side's top ops (first workload)")
@@ -95,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         defaults = dict(configs=list(workloads.CONFIGS), lengths=[128, 512, 2048], dtypes=["fp32", "bf16"],
                         long=[4096], memory_dtypes=["fp32", "bf16"])
     else:
-        defaults = dict(configs=["small"], lengths=[128, 512], dtypes=["fp32", "bf16"], long=[4096])
+        # + medium-small's MLM step: its FFN is grouped (2 groups), a path convbert-small never takes
+        defaults = dict(configs=["small"], lengths=[128, 512], dtypes=["fp32", "bf16"], long=[4096],
+                        grouped=True)
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -116,6 +121,9 @@ def plan(args: argparse.Namespace) -> list[Workload]:
     if "small" in args.configs or args.long:
         for length in args.long:
             works.append(Workload("small", length, LONG_BATCH.get(length, 1), "fp32", "inference"))
+    grouped = Workload("medium-small", 128, args.batch, "fp32", "mlm")
+    if args.grouped and grouped not in works:
+        works.append(grouped)
     return works
 
 
