@@ -177,3 +177,51 @@ def test_the_documented_plugin_example_works(tmp_path: Path, monkeypatch, fresh_
     out = model(input_ids=torch.randint(1, 50, (2, 6)), labels=torch.tensor([0, 2]))
     out.loss.backward()
     assert torch.isfinite(out.loss) and fresh_registry.get("mixer", "mean_pool").provider == "my_mixers"
+
+
+def _installed() -> bool:
+    try:
+        metadata.distribution(PLUGIN_DIST)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+needs_installed_plugin = pytest.mark.skipif(not _installed(), reason=f"needs the plugin installed: {INSTALL}")
+TOY_RUN = ["pretrain=none", "task=sentiment", "trainer.max_steps=2", "trainer.num_threads=1",
+           "trainer.progress=false", "data.max_examples=16", "data.max_dev_examples=8", "data.max_length=32",
+           "model.num_layers=1"]
+
+
+def _train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in __import__("os").environ.items() if k != DISABLE_AUTOLOAD_ENV}
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return subprocess.run([sys.executable, "-m", "convbert.train", *args], cwd=cwd, capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+@needs_installed_plugin
+def test_an_installed_plugin_block_is_selected_on_the_command_line(tmp_path: Path) -> None:
+    """pip install ./plugins/convbert-extra-mixers, then a 2-step run with its block: nothing in convbert/
+    names it. The model file's alias the swapped-out block used (kernel_size) is no longer an error."""
+    proc = _train(["model.layer.mixer.parts.1=fourier", *TOY_RUN, "hydra.run.dir=run"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    from convbert import ConvBertForSequenceClassification
+
+    model = ConvBertForSequenceClassification.from_pretrained(tmp_path / "run" / "model")
+    part = model.config.composition["layer"]["mixer"]["parts"][1]  # a block by name alone: its defaults
+    assert (part if isinstance(part, str) else part["name"]) == "fourier"
+    # ...but changing that alias now would change nothing: refused, as a misspelled key would be
+    proc = _train(["model.layer.mixer.parts.1=fourier", "model.kernel_size=5", *TOY_RUN,
+                   "hydra.run.dir=run2"], tmp_path)
+    assert proc.returncode == 2 and "model.kernel_size" in proc.stderr and "change nothing" in proc.stderr
+
+
+@needs_installed_plugin
+def test_the_entry_point_puts_the_plugins_config_dir_on_hydras_search_path() -> None:
+    from convbert.train.cli import compose_config
+
+    cfg = compose_config(["+mixer=fourier"])  # conf/mixer/fourier.yaml ships in the plugin, not in convbert
+    assert cfg.mixer.name == "fourier" and "project" in cfg.mixer
+    cfg = compose_config(["~model.layer.mixer", "+model.layer.mixer={name:linear_attention,num_heads:4}"])
+    assert dict(cfg.model.layer.mixer) == {"name": "linear_attention", "num_heads": 4}

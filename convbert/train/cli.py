@@ -60,6 +60,25 @@ def prepare_overrides(args: list[str]) -> list[str]:
     return out
 
 
+def plugin_search_path(args: Sequence[str]) -> list[str]:
+    """``hydra.searchpath=[...]`` with the config dirs plugins registered (``Registry.add_config_dir``), so an
+    installed plugin's YAML (e.g. ``conf/mixer/fourier.yaml``) composes like the shipped files; the user's
+    own ``hydra.searchpath`` entries are kept, in front. Empty when no plugin ships config files."""
+    from convbert.registry import Registry
+
+    dirs = [f"file://{d}" for d in Registry.default().config_dirs]
+    if not dirs:
+        return []
+    given = [a for a in args if a.split("=", 1)[0].lstrip("+") == "hydra.searchpath"]
+    own = []
+    for arg in given:
+        value = arg.split("=", 1)[1].strip()
+        own += [v.strip().strip("'\"") for v in value.strip("[]").split(",") if v.strip()]
+    entries = ",".join(f"'{p}'" for p in dict.fromkeys([*own, *dirs]))
+    # first: Hydra's argument parser takes no overrides after an option such as --cfg job
+    return [f"hydra.searchpath=[{entries}]"] + [a for a in args if a not in given]
+
+
 def compose_config(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
     """The config ``convbert-train <overrides>`` runs with, through Hydra's compose API (notebooks, tests).
 
@@ -69,7 +88,8 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "train") ->
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="train"):
-        return compose(config_name, overrides=prepare_overrides(list(overrides)))
+        args = prepare_overrides(list(overrides))
+        return compose(config_name, overrides=plugin_search_path(args) or args)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
@@ -117,7 +137,7 @@ def main() -> None:
         os.environ[STAMP_ENV] = dist.broadcast(stamp)
         if not dist.is_main:
             args += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
-    sys.argv = [sys.argv[0], *args]
+    sys.argv = [sys.argv[0], *(plugin_search_path(args) or args)]
     _hydra_main()
 
 

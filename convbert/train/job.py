@@ -32,7 +32,7 @@ from convbert.train.distributed import Distributed, init_distributed, pick_devic
 from convbert.train.history import FILE as HISTORY_FILE
 from convbert.train.history import History
 from convbert.train.loop import Interrupted, StageRun, train
-from convbert.train.model_config import count_parameters, model_composition, vocab_size
+from convbert.train.model_config import count_parameters, declared_aliases, model_composition, vocab_size
 from convbert.train.plotting import plot_history
 from convbert.train.tasks import make_task, training_registry
 from convbert.train.vocabulary import resolve_tokenizer
@@ -51,7 +51,8 @@ def encoder_composition(cfg: DictConfig, init_from: str | None) -> tuple[dict[st
                               "save_pretrained (ours or Hugging Face's)")
         return ConvBertConfig.from_pretrained(path).encoder_composition(), f"init_from={init_from}"
     choice = _choice("model")
-    return model_composition(cfg.model), f"model={choice}" if choice else "model"
+    composition = model_composition(cfg.model, declared=declared_aliases(choice))
+    return composition, f"model={choice}" if choice else "model"
 
 
 def _vocabulary_corpus(stages: list[schema.Stage]) -> Any:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -35,8 +37,15 @@ def _mentions(raw: Any, alias: str) -> bool:
     return False
 
 
-def model_composition(node: DictConfig | dict, path: str = "model") -> dict[str, Any]:
-    """The composition a model node describes, checked by the registry (errors name the key path)."""
+def model_composition(node: DictConfig | dict, path: str = "model",
+                      declared: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The composition a model node describes, checked by the registry (errors name the key path).
+
+    ``declared``: the aliases of the model file the node came from, with their values there. One that no
+    block refers to any more (``model.layer.mixer.parts.1=fourier`` replaced the block using
+    ``${model.kernel_size}``) is fine while it keeps the file's value; changed, it would change nothing,
+    which is refused like a misspelled alias.
+    """
     if isinstance(node, DictConfig):
         raw = OmegaConf.to_container(node, resolve=False)
         resolved = OmegaConf.to_container(node, resolve=True)
@@ -50,9 +59,12 @@ def model_composition(node: DictConfig | dict, path: str = "model") -> dict[str,
     aliases = [k for k in resolved if k not in COMPOSITION_KEYS]
     used = [a for a in aliases if _mentions(raw_composition, a)]
     parameters = _keys(normalized)
+    declared = declared or {}
     for alias in aliases:
         # an alias nothing refers to is a mistake, unless the parameter it names was set at its path instead
-        if alias not in used and alias not in parameters:
+        # or it is the model file's own, left as it is there
+        untouched = alias in declared and raw.get(alias) == declared[alias]
+        if alias not in used and alias not in parameters and not untouched:
             close = difflib.get_close_matches(alias, [*used, *sorted(parameters)], n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
@@ -61,6 +73,22 @@ def model_composition(node: DictConfig | dict, path: str = "model") -> dict[str,
                 f"{', '.join(used) or '(none)'}; composition keys: {', '.join(COMPOSITION_KEYS)}."
             )
     return composition
+
+
+def declared_aliases(choice: str | None) -> dict[str, Any]:
+    """The aliases (top-level keys that are not composition keys) of model file ``<choice>.yaml``, with their
+    values as written there; searched in the shipped tree, then in the plugins' config dirs."""
+    if not choice:
+        return {}
+    from convbert.registry import Registry
+    from convbert.train.cli import CONF_DIR
+
+    for root in (str(CONF_DIR), *Registry.default().config_dirs):
+        path = os.path.join(root, "model", f"{choice}.yaml")
+        if os.path.isfile(path):
+            node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            return {k: v for k, v in node.items() if k not in COMPOSITION_KEYS and k != "defaults"}
+    return {}
 
 
 def _keys(node: Any) -> set[str]:
