@@ -98,9 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         defaults = dict(configs=list(workloads.CONFIGS), lengths=[128, 512, 2048], dtypes=["fp32", "bf16"],
                         long=[4096], memory_dtypes=["fp32", "bf16"])
     else:
-        # + medium-small's MLM step: its FFN is grouped (2 groups), a path convbert-small never takes
+        # + medium-small's MLM step: its FFN is grouped (2 groups), a path convbert-small never takes; only
+        # in the default set itself, not when a selection (--configs, --lengths, ...) was asked for
+        chosen = any(getattr(args, k) is not None for k in ("configs", "lengths", "dtypes", "modes"))
         defaults = dict(configs=["small"], lengths=[128, 512], dtypes=["fp32", "bf16"], long=[4096],
-                        grouped=True)
+                        grouped=not chosen)
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

@@ -225,3 +225,46 @@ def test_the_entry_point_puts_the_plugins_config_dir_on_hydras_search_path() -> 
     assert cfg.mixer.name == "fourier" and "project" in cfg.mixer
     cfg = compose_config(["~model.layer.mixer", "+model.layer.mixer={name:linear_attention,num_heads:4}"])
     assert dict(cfg.model.layer.mixer) == {"name": "linear_attention", "num_heads": 4}
+
+
+def test_the_search_path_override_joins_the_other_overrides(monkeypatch) -> None:
+    """Hydra's parser takes the overrides as one run of words: the added one never lands after an option."""
+    from convbert.train import cli
+
+    class WithDirs:
+        config_dirs = ("/plugins/a/conf", "/home/o'brien/conf")
+
+    monkeypatch.setattr(Registry, "default", classmethod(lambda cls: WithDirs()))
+    added = "hydra.searchpath=['file:///plugins/a/conf','file:///home/o\\'brien/conf']"
+    assert cli.plugin_search_path(["--cfg", "job"]) == ["--cfg", "job", added]
+    assert cli.plugin_search_path(["-m", "a=1", "b=2"]) == ["-m", added, "a=1", "b=2"]
+    assert cli.plugin_search_path(["a=1", "--cfg", "job"]) == [added, "a=1", "--cfg", "job"]
+    mine = cli.plugin_search_path(["hydra.searchpath=['file:///x,y',pkg://z]", "a=1"])
+    assert mine[0].startswith("hydra.searchpath=['file:///x,y','pkg://z','file:///plugins/a/conf'")
+    assert mine[1:] == ["a=1"]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    value = OverridesParser.create().parse_override(added).value()
+    assert value == ["file:///plugins/a/conf", "file:///home/o'brien/conf"]
+
+
+@needs_installed_plugin
+@pytest.mark.parametrize("args", [["--cfg", "job", "trainer.max_steps=2"],
+                                  ["trainer.max_steps=2", "--cfg", "job"]])
+def test_options_and_overrides_parse_with_a_plugin_installed(tmp_path: Path, args: list[str]) -> None:
+    proc = _train(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "max_steps: 2" in proc.stdout
+
+
+@needs_installed_plugin
+def test_a_block_swap_through_the_python_api_checks_aliases_like_the_cli() -> None:
+    from convbert.errors import ConfigError
+    from convbert.train.cli import compose_config
+    from convbert.train.job import encoder_composition
+
+    composition, _ = encoder_composition(compose_config(["model.layer.mixer.parts.1=fourier"]), None)
+    assert composition["layer"]["mixer"]["parts"][1] == "fourier"
+    changed = compose_config(["model.layer.mixer.parts.1=fourier", "model.kernel_size=5"])
+    with pytest.raises(ConfigError, match=r"model\.kernel_size"):
+        encoder_composition(changed, None)

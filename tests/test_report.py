@@ -91,3 +91,17 @@ def test_plot_labels_are_the_swept_values_when_every_run_sets_the_same_keys():
     assert short_labels(two_keys) == (["3 2", "9 1"], "kernel_size num_groups")
     labels, title = short_labels(["model.kernel_size=3", "model=bert_tiny"])  # different keys: kept whole
     assert labels == ["model.kernel_size=3", "model=bert_tiny"] and title == ""
+
+
+def test_a_diverged_run_and_repeated_overrides_do_not_break_the_report(tmp_path, capsys):
+    fake_run(tmp_path / "0", ["model.kernel_size=3", "seed=0"], float("nan"))  # a diverged run
+    fake_run(tmp_path / "1", ["model.kernel_size=3", "seed=1"], 0.7)
+    main([str(tmp_path)])
+    per_config = capsys.readouterr().out.split("Mean over seeds")[1]
+    row = next(line for line in per_config.splitlines() if line.startswith("| (defaults)"))  # shared: above
+    assert "0.7 ± 0" in row, "the NaN is left out of the mean"
+    other = tmp_path / "again"
+    for job in range(2):  # two runs with the same overrides and no seeds: two bars, no crash
+        fake_run(other / str(job), ["pretrain=none"], float("inf") if job else 0.6)
+    main([str(other)])
+    assert (other / "report.png").stat().st_size > 0

@@ -110,3 +110,27 @@ def test_the_readme_launcher_commands_compose(launcher):
             if word.startswith("hydra.launcher."):
                 key, value = word.removeprefix("hydra.launcher.").split("=")
                 assert f"{key}: {value}" in proc.stdout
+
+
+@_needs("submitit", "submitit")
+def test_a_submitit_task_keeps_the_variables_the_cluster_set():
+    from unittest import mock
+
+    from convbert.train.distributed import export_submitit_environment
+
+    torchrun = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    task = {"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": "123", "SUBMITIT_LOCAL_NTASKS": "2",
+            "SUBMITIT_LOCAL_JOB_NUM_NODES": "1", "SUBMITIT_LOCAL_NODEID": "0", "SUBMITIT_LOCAL_GLOBALID": "1",
+            "SUBMITIT_LOCAL_LOCALID": "1", "MASTER_PORT": "29511"}
+    with mock.patch.dict(os.environ):  # the whole environment comes back as it was
+        for key in torchrun:
+            os.environ.pop(key, None)
+        os.environ.update(task)
+        assert export_submitit_environment()
+        assert (os.environ["WORLD_SIZE"], os.environ["RANK"], os.environ["LOCAL_RANK"]) == ("2", "1", "1")
+        assert os.environ["MASTER_PORT"] == "29511"
+        for key in torchrun:
+            os.environ.pop(key, None)
+        os.environ["SUBMITIT_LOCAL_NTASKS"] = "1"
+        assert not export_submitit_environment(), "one task: a plain single-process run"
+        assert "WORLD_SIZE" not in os.environ

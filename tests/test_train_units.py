@@ -138,7 +138,7 @@ def test_sampling_follows_the_softmax(method):
 
 
 # -- question answering over long contexts ----------------------------------------------------------------
-def _qa_task(doc_stride, max_question_length=64):
+def _qa_task(doc_stride, max_question_length=16):
     from types import SimpleNamespace
 
     from convbert.tokenization_fast import ConvBertTokenizerFast
@@ -200,3 +200,13 @@ def test_a_long_question_is_cut_and_one_too_long_for_its_windows_is_a_config_err
     assert any(f["start_positions"] > 0 for f in features)
     with pytest.raises(ConfigError, match="doc_stride"):
         _qa_task(doc_stride=8, max_question_length=None).encode([long_question], max_length=48)
+
+
+def test_qa_window_settings_that_cannot_work_are_refused_before_reading_data():
+    from convbert.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="must exceed the stride"):
+        _qa_task(doc_stride=32, max_question_length=48).encode([RECORD], max_length=80)
+    with pytest.raises(ConfigError, match="max_question_length=0"):
+        _qa_task(doc_stride=8, max_question_length=0).encode([RECORD], max_length=48)
+    assert _qa_task(doc_stride=32, max_question_length=48).encode([RECORD], max_length=84)

@@ -61,22 +61,28 @@ def prepare_overrides(args: list[str]) -> list[str]:
 
 
 def plugin_search_path(args: Sequence[str]) -> list[str]:
-    """``hydra.searchpath=[...]`` with the config dirs plugins registered (``Registry.add_config_dir``), so an
-    installed plugin's YAML (e.g. ``conf/mixer/fourier.yaml``) composes like the shipped files; the user's
-    own ``hydra.searchpath`` entries are kept, in front. Empty when no plugin ships config files."""
+    """``args`` with ``hydra.searchpath=[...]`` holding the config dirs plugins registered
+    (``Registry.add_config_dir``), so an installed plugin's YAML (``conf/mixer/fourier.yaml``) composes like
+    the shipped files. The user's own ``hydra.searchpath`` entries come first. The override goes next to the
+    other overrides (Hydra's parser takes them as one run of words: not after an option such as ``--cfg``
+    when overrides come before it). ``args`` unchanged when no plugin ships config files."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     from convbert.registry import Registry
 
     dirs = [f"file://{d}" for d in Registry.default().config_dirs]
     if not dirs:
-        return []
-    given = [a for a in args if a.split("=", 1)[0].lstrip("+") == "hydra.searchpath"]
-    own = []
+        return list(args)
+    given = [a for a in args if "=" in a and a.split("=", 1)[0].lstrip("+") == "hydra.searchpath"]
+    own: list[str] = []
     for arg in given:
-        value = arg.split("=", 1)[1].strip()
-        own += [v.strip().strip("'\"") for v in value.strip("[]").split(",") if v.strip()]
-    entries = ",".join(f"'{p}'" for p in dict.fromkeys([*own, *dirs]))
-    # first: Hydra's argument parser takes no overrides after an option such as --cfg job
-    return [f"hydra.searchpath=[{entries}]"] + [a for a in args if a not in given]
+        value = OverridesParser.create().parse_override(arg).value()
+        own += [str(v) for v in (value if isinstance(value, list) else [value])]
+    quoted = (p.replace("'", "\\'") for p in dict.fromkeys([*own, *dirs]))
+    override = "hydra.searchpath=[" + ",".join(f"'{p}'" for p in quoted) + "]"
+    rest = [a for a in args if a not in given]
+    first = next((i for i, a in enumerate(rest) if "=" in a and not a.startswith("-")), len(rest))
+    return [*rest[:first], override, *rest[first:]]
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
@@ -89,7 +95,7 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "train") ->
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="train"):
         args = prepare_overrides(list(overrides))
-        return compose(config_name, overrides=plugin_search_path(args) or args)
+        return compose(config_name, overrides=plugin_search_path(args))
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
@@ -137,7 +143,7 @@ def main() -> None:
         os.environ[STAMP_ENV] = dist.broadcast(stamp)
         if not dist.is_main:
             args += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
-    sys.argv = [sys.argv[0], *(plugin_search_path(args) or args)]
+    sys.argv = [sys.argv[0], *plugin_search_path(args)]
     _hydra_main()
 
 

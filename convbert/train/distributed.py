@@ -72,7 +72,12 @@ def export_submitit_environment() -> bool:
 
     if JobEnvironment().num_tasks <= 1:
         return False
-    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    env = TorchDistributedEnvironment()  # reads a MASTER_PORT the cluster set, else derives one from the job
+    wanted = {"MASTER_ADDR": env.master_addr, "MASTER_PORT": env.master_port, "RANK": env.rank,
+              "WORLD_SIZE": env.world_size, "LOCAL_RANK": env.local_rank,
+              "LOCAL_WORLD_SIZE": env.local_world_size}
+    for key, value in wanted.items():  # what the cluster already set (a MASTER_PORT, say) is kept
+        os.environ.setdefault(key, str(value))
     return True
 
 

@@ -51,7 +51,7 @@ def encoder_composition(cfg: DictConfig, init_from: str | None) -> tuple[dict[st
                               "save_pretrained (ours or Hugging Face's)")
         return ConvBertConfig.from_pretrained(path).encoder_composition(), f"init_from={init_from}"
     choice = _choice("model")
-    composition = model_composition(cfg.model, declared=declared_aliases(choice))
+    composition = model_composition(cfg.model, declared=declared_aliases(choice, cfg.model))
     return composition, f"model={choice}" if choice else "model"
 
 

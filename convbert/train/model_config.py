@@ -75,20 +75,44 @@ def model_composition(node: DictConfig | dict, path: str = "model",
     return composition
 
 
-def declared_aliases(choice: str | None) -> dict[str, Any]:
-    """The aliases (top-level keys that are not composition keys) of model file ``<choice>.yaml``, with their
-    values as written there; searched in the shipped tree, then in the plugins' config dirs."""
-    if not choice:
-        return {}
+def _model_files() -> dict[str, str]:
+    """Model option name -> its YAML file: the shipped tree first, then the plugins' config dirs."""
     from convbert.registry import Registry
     from convbert.train.cli import CONF_DIR
 
+    files: dict[str, str] = {}
     for root in (str(CONF_DIR), *Registry.default().config_dirs):
-        path = os.path.join(root, "model", f"{choice}.yaml")
-        if os.path.isfile(path):
-            node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-            return {k: v for k, v in node.items() if k not in COMPOSITION_KEYS and k != "defaults"}
-    return {}
+        folder = os.path.join(root, "model")
+        if os.path.isdir(folder):
+            for name in sorted(os.listdir(folder)):
+                if name.endswith(".yaml"):
+                    files.setdefault(name[:-5], os.path.join(folder, name))
+    return files
+
+
+def _aliases_of(path: str) -> dict[str, Any]:
+    node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return {k: v for k, v in node.items() if k not in COMPOSITION_KEYS and k != "defaults"}
+
+
+def declared_aliases(choice: str | None, node: DictConfig | dict | None = None) -> dict[str, Any]:
+    """The aliases (top-level keys that are not composition keys) of model file ``<choice>.yaml``, with their
+    values as written there. Without a choice (a config from ``compose_config``, where Hydra's choices are
+    gone), the model file whose aliases are the node's, most of them at the same values."""
+    files = _model_files()
+    if choice:
+        return _aliases_of(files[choice]) if choice in files else {}
+    if node is None:
+        return {}
+    raw = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else dict(node)
+    best, score = {}, -1
+    for path in files.values():
+        aliases = _aliases_of(path)
+        if aliases and set(aliases) <= set(raw):
+            same = sum(raw[k] == v for k, v in aliases.items())
+            if same > score:
+                best, score = aliases, same
+    return best
 
 
 def _keys(node: Any) -> set[str]:

@@ -14,6 +14,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import re
 import statistics
 import sys
@@ -97,7 +98,7 @@ def mean_rows(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"config": config, "seeds": len(members)}
         columns = [c for c in dict.fromkeys(k for m in members for k in m) if c not in ("run", "overrides")]
         for column in columns:
-            values = [m[column] for m in members if isinstance(m.get(column), int | float)]
+            values = _finite(m.get(column) for m in members)
             if not values:
                 continue
             row[column] = statistics.fmean(values)
@@ -105,6 +106,13 @@ def mean_rows(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
                 row[f"{column} sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
         out.append(row)
     return out
+
+
+def _finite(values) -> list[float]:
+    """The numbers among ``values`` that are finite: a diverged run's NaN loss or a missing metric is left
+    out of a mean (the per-run table still shows it)."""
+    return [float(v) for v in values
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
 
 
 def mean_markdown(rows: list[dict[str, Any]]) -> str:
@@ -163,13 +171,13 @@ def plot(rows: list[dict[str, Any]], runs: list[Path], path: Path) -> Path:
     left, right = fig.subplots(1, 2)
     metric_key = next((k for k in reversed(list(rows[0])) if " dev " in f" {k}"), None) if rows else None
     by_seed = seed_groups(rows)
-    groups = by_seed or {row["overrides"]: [row] for row in rows}
-    labels, swept = short_labels(list(groups))
-    label_of = dict(zip(groups, labels, strict=True))
-    colours = {config: f"C{i % 10}" for i, config in enumerate(groups)}
-    per_group = [[m.get(metric_key) or 0.0 for m in members] if metric_key else [0.0]
-                 for members in groups.values()]
-    means = [statistics.fmean(v) for v in per_group]
+    # without seeds every run is its own bar, even when two runs share their overrides
+    groups = list(by_seed.items()) if by_seed else [(row["overrides"], [row]) for row in rows]
+    labels, swept = short_labels([config for config, _ in groups])
+    label_of = {config: label for (config, _), label in zip(groups, labels, strict=True)}
+    colours = {config: f"C{i % 10}" for i, (config, _) in enumerate(groups)}
+    per_group = [_finite(m.get(metric_key) for m in members) if metric_key else [] for _, members in groups]
+    means = [statistics.fmean(v) if v else 0.0 for v in per_group]
     sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in per_group]
     left.barh(range(len(means)), means, xerr=sds if any(sds) else None, color="tab:blue", alpha=0.8,
               capsize=3)
@@ -184,9 +192,9 @@ def plot(rows: list[dict[str, Any]], runs: list[Path], path: Path) -> Path:
     better = " (lower is better)" if metric_key and "loss" in metric_key else ""
     left.set_xlabel((metric_key or "dev metric") + better + (f"\nmean ± sd over {seeds} seeds; dots: seeds"
                                                              if seeds > 1 else ""))
-    if means:  # zoom to the values: the differences between configurations are what matters
-        low = min(min(v) for v in per_group)
-        high = max(max(v) for v in per_group)
+    shown = [x for v in per_group for x in v]
+    if shown:  # zoom to the values: the differences between configurations are what matters
+        low, high = min(shown), max(shown)
         pad = max(high - low, abs(high) * 0.01, 1e-6)
         left.set_xlim(low - pad, high + pad)
     for i, (m, sd) in enumerate(zip(means, sds, strict=True)):

@@ -263,6 +263,7 @@ class QuestionAnswering(Task):
     greater_is_better = True
 
     def encode(self, records, max_length):
+        self._check_windows(max_length)
         questions = self._clip_questions([r["question"] for r in records])
         stride = self.config.doc_stride
         windows = {"truncation": "only_second", "return_overflowing_tokens": True, "stride": stride}
@@ -272,8 +273,9 @@ class QuestionAnswering(Task):
             enc = self.tokenizer(questions, [r["context"] for r in records],
                                  max_length=max_length, return_offsets_mapping=True, **windows)
         except ValueError as exc:  # a question that leaves no room for the context's windows
-            raise ConfigError(f"{self.path}: {exc} (raise data.max_length, lower {self.path}.doc_stride, or "
-                              f"set {self.path}.doc_stride=null to truncate instead)") from None
+            raise ConfigError(f"{self.path}: {exc} (raise data.max_length, lower {self.path}.doc_stride or "
+                              f"{self.path}.max_question_length, or set {self.path}.doc_stride=null to "
+                              "truncate instead)") from None
         example_of = enc["overflow_to_sample_mapping"] if stride is not None else range(len(records))
         features = []
         for n, example in enumerate(example_of):
@@ -293,6 +295,21 @@ class QuestionAnswering(Task):
                              "_example": int(example), "_context": record["context"],
                              "_answers": list(record["answers"]["text"])})
         return features
+
+    def _check_windows(self, max_length: int) -> None:
+        """Refuse settings where the longest allowed question would leave a window no new context tokens,
+        before any data is read (else the first such question would stop the run)."""
+        stride, limit = self.config.doc_stride, self.config.max_question_length
+        if limit is not None and limit < 1:
+            raise ConfigError(f"{self.path}.max_question_length={limit}: must be at least 1, or null")
+        if stride is not None and stride < 0:
+            raise ConfigError(f"{self.path}.doc_stride={stride}: must be 0 or more, or null to truncate")
+        if stride is not None and limit is not None and max_length - 3 - limit <= stride:
+            raise ConfigError(
+                f"{self.path}.doc_stride={stride} with {self.path}.max_question_length={limit} and "
+                f"data.max_length={max_length}: a window holds max_length - 3 - max_question_length = "
+                f"{max_length - 3 - limit} context tokens, which must exceed the stride; raise "
+                f"data.max_length, or lower {self.path}.doc_stride or {self.path}.max_question_length")
 
     def _clip_questions(self, questions: list[str]) -> list[str]:
         """Questions cut to their first ``max_question_length`` tokens, so a long one leaves the context room
