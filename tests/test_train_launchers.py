@@ -24,8 +24,10 @@ def _needs(module: str, package: str):
 
 
 def _sweep(tmp_path, launcher: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CONVBERT_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_WAIT_POLICY": "PASSIVE",
-           "TOKENIZERS_PARALLELISM": "false"}
+    # plugins load as they do for users (CI installs convbert-extra-mixers): a plugin's config dir then joins
+    # the command line, which must still parse with the launcher's options
+    env = {k: v for k, v in os.environ.items() if k != "CONVBERT_DISABLE_PLUGIN_AUTOLOAD"}
+    env.update(OMP_WAIT_POLICY="PASSIVE", TOKENIZERS_PARALLELISM="false")
     return subprocess.run([sys.executable, "-m", "convbert.train", "-m", *launcher, "model.kernel_size=3,5",
                            "trainer.num_threads=1", *TOY, "hydra.sweep.dir=sweep"],
                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
