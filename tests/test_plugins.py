@@ -268,3 +268,21 @@ def test_a_block_swap_through_the_python_api_checks_aliases_like_the_cli() -> No
     changed = compose_config(["model.layer.mixer.parts.1=fourier", "model.kernel_size=5"])
     with pytest.raises(ConfigError, match=r"model\.kernel_size"):
         encoder_composition(changed, None)
+
+
+def _readme_block_swaps() -> list[list[str]]:
+    import shlex
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("**On the command line.**", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line.split("  #")[0])[1:] for line in block.splitlines()
+            if line.startswith("convbert-train ")]
+
+
+@needs_installed_plugin
+def test_the_readme_block_swaps_run(tmp_path: Path) -> None:
+    commands = _readme_block_swaps()
+    assert len(commands) == 3
+    for n, args in enumerate(commands):
+        proc = _train([*args, *TOY_RUN, f"hydra.run.dir=run{n}"], tmp_path)
+        assert proc.returncode == 0, f"{args}: {proc.stderr[-1500:]}"
