@@ -482,6 +482,9 @@ class TokenizerBase:
     model_input_names: ClassVar[tuple[str, ...]] = ("input_ids", "token_type_ids", "attention_mask")
     # The class name Hugging Face's AutoTokenizer resolves, so a saved directory also loads in transformers.
     hf_tokenizer_class: ClassVar[str] = "ConvBertTokenizer"
+    # tok(text, "") outside a batch: Hugging Face's legacy tokenizer encodes a pair ([CLS] a [SEP] [SEP]),
+    # its Rust-backed one a single text (its `if text_pair` test); each of ours follows its counterpart.
+    empty_pair_is_single: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -682,6 +685,8 @@ class TokenizerBase:
         special tokens, minus the other text for only_first / only_second); otherwise ValueError.
         """
         examples, batched = as_examples(text, text_pair, is_split_into_words)
+        if self.empty_pair_is_single and not batched and examples[0][1] is not None and not examples[0][1]:
+            examples = [(examples[0][0], None)]
         options = self._options(
             add_special_tokens=add_special_tokens,
             padding=padding,

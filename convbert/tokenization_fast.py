@@ -121,10 +121,13 @@ class ConvBertTokenizerFast(TokenizerBase):
     ``max_length`` (no room left for the text being cut) or ignore the request (no truncation), this one
     raises ValueError saying why and which example.
 
-    Unlike transformers' ``BertTokenizer`` it treats an empty ``text_pair`` ("") as a pair, like batches do,
-    and raises TypeError/ValueError with a plain message on bad input.  The Rust tokenizer's truncation and
+    As transformers' ``BertTokenizer``, an empty ``text_pair`` ("") outside a batch encodes the first text
+    alone (``[CLS] text [SEP]``), while an empty second text inside a batch is a pair.  It raises
+    TypeError/ValueError with a plain message on bad input.  The Rust tokenizer's truncation and
     padding settings are switched per call, so one instance should not be shared between threads.
     """
+
+    empty_pair_is_single = True
 
     def __init__(
         self,

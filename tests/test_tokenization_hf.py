@@ -137,6 +137,19 @@ def test_real_sentences_decode_identically(pairs, kind):
     )
 
 
+@pytest.mark.parametrize("second", ["", " ", "a"])
+@pytest.mark.parametrize("first", ["hello world", "", "Unaffable runs."])
+def test_an_empty_second_text_as_each_reference(pairs, kind, first, second):
+    """``tok(text, "")``: the legacy tokenizer encodes a pair ([CLS] a [SEP] [SEP]), the Rust-backed one the
+    first text alone; inside a batch both encode a pair. Each of ours follows its counterpart."""
+    ours, hf, theirs = pairs[kind]
+    assert same(ours(first, second), theirs(first, second))
+    assert same(ours([first], [second]), theirs([first], [second]))
+    assert same(ours(first, second, truncation=True, max_length=4),
+                theirs(first, second, truncation=True, max_length=4))
+    assert ours.encode(first, second) == hf.encode(first, second)
+
+
 TRUNCATIONS = ["longest_first", "only_first", "only_second", True, False, "do_not_truncate"]
 
 
