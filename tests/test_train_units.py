@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convbert import build_model
 from convbert.train import metrics
@@ -74,6 +76,36 @@ def test_batch_order_depends_on_seed_and_epoch_only():
     a, b = BatchOrder(10, 3, seed=0), BatchOrder(10, 3, seed=0)
     assert a.steps_per_epoch == 3 and a.epoch(1) == b.epoch(1) and a.epoch(0) != a.epoch(1)
     assert len(BatchOrder(2, 8, seed=0).epoch(0)[0]) == 8, "fewer examples than a batch still make one batch"
+
+
+@given(st.lists(st.integers(1, 200), min_size=1, max_size=400), st.integers(1, 16), st.integers(0, 3),
+       st.sampled_from([1, 2, 3]))
+@settings(max_examples=60, deadline=None)
+def test_length_grouped_batches_are_a_shuffle_with_less_padding(lengths, batch_size, seed, world_size):
+    plain = BatchOrder(len(lengths), batch_size, seed, world_size=world_size)
+    grouped = [BatchOrder(len(lengths), batch_size, seed, rank, world_size, lengths)
+               for rank in range(world_size)]
+    assert all(g.steps_per_epoch == plain.steps_per_epoch for g in grouped)
+    for epoch in (0, 1):
+        per_rank = [g.epoch(epoch) for g in grouped]
+        assert per_rank[0] == grouped[0].epoch(epoch), "a function of (seed, epoch): resumable"
+        steps = list(zip(*per_rank, strict=True))  # one global batch per step, ranks interleaved
+        assert len(steps) == plain.steps_per_epoch
+        taken = sorted(i for step in steps for batch in step for i in batch)
+        ungrouped = _global(plain, epoch, world_size)
+        assert taken == sorted(i for batch in ungrouped for i in batch), "the ungrouped epoch's examples"
+
+        def padded(batches):
+            return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+        assert padded([[i for batch in step for i in batch] for step in steps]) <= padded(ungrouped)
+
+
+def _global(order: BatchOrder, epoch: int, world_size: int) -> list[list[int]]:
+    """The ungrouped global batches: every rank's share of each step, joined."""
+    ranks = [BatchOrder(order.num_examples, order.batch_size, order.seed, r, world_size).epoch(epoch)
+             for r in range(world_size)]
+    return [[i for batch in step for i in batch] for step in zip(*ranks, strict=True)]
 
 
 def test_collate_pads_and_masks():

@@ -16,14 +16,23 @@ IGNORE_INDEX = -100
 
 
 class BatchOrder:
-    """The example indices of every step of an epoch, for one process of ``world_size``."""
+    """The example indices of every step of an epoch, for one process of ``world_size``.
+
+    With ``lengths`` (one per example), batches are grouped by length as Hugging Face's ``group_by_length``:
+    the shuffled examples are cut into mega-batches of ``GROUP`` global batches, each sorted by length and cut
+    into batches, and the batches are shuffled again. Every batch is still a random draw of similar lengths,
+    so padding (and its compute) mostly disappears: for the sentiment sentences (33 tokens on average, batches
+    padded to 64 without grouping) about half the tokens of a step.
+    """
+
+    GROUP = 50
 
     def __init__(self, num_examples: int, batch_size: int, seed: int, rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, lengths: Sequence[int] | None = None) -> None:
         if num_examples < 1:
             raise ValueError("no training examples: check the data node (max_examples, files)")
         self.num_examples, self.batch_size = num_examples, batch_size
-        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.seed, self.rank, self.world_size, self.lengths = seed, rank, world_size, lengths
         global_batch = batch_size * world_size
         # Drop the last partial global batch, but never drop everything: tiny data sets still train.
         self.steps_per_epoch = max(1, num_examples // global_batch)
@@ -34,11 +43,19 @@ class BatchOrder:
         while len(order) < self.steps_per_epoch * self.batch_size * self.world_size:
             order += order  # fewer examples than one batch: repeat them
         global_batch = self.batch_size * self.world_size
-        batches = []
-        for step in range(self.steps_per_epoch):
-            chunk = order[step * global_batch:(step + 1) * global_batch]
-            batches.append(chunk[self.rank::self.world_size])
-        return batches
+        steps = range(self.steps_per_epoch)
+        chunks = [order[step * global_batch:(step + 1) * global_batch] for step in steps]
+        if self.lengths is not None:
+            chunks = self._grouped(order[:len(chunks) * global_batch], global_batch, g)
+        return [chunk[self.rank::self.world_size] for chunk in chunks]
+
+    def _grouped(self, order: list[int], global_batch: int, g: torch.Generator) -> list[list[int]]:
+        size = self.GROUP * global_batch
+        ranked = []
+        for start in range(0, len(order), size):
+            ranked += sorted(order[start:start + size], key=lambda i: -self.lengths[i])
+        chunks = [ranked[i:i + global_batch] for i in range(0, len(ranked), global_batch)]
+        return [chunks[i] for i in torch.randperm(len(chunks), generator=g).tolist()]
 
 
 def _pad(rows: Sequence[Any], value: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -177,6 +178,11 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
         "dev_metric": metric, "baseline": final["baseline"], "stages": results, "composition": composition,
         "resumed": resuming,
     }
+    failed = [s for s in results if s.get("learned") is False]
+    if failed:
+        summary.update(learned=False, reason=f"{failed[0]['stage']} stage: {failed[0]['reason']}")
+    elif any("learned" in s for s in results):
+        summary["learned"] = True
     if dist.is_main:
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
         plot_history(history.records(), run_dir / "loss.png", title=f"{run_dir.name}: {source}")
@@ -211,6 +217,7 @@ def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], toke
     result = train(StageRun(name=stage.name, task=task, module=module, train=train_features, dev=dev_features,
                             trainer=stage.trainer, seed=seed, device=device, dist=dist, history=history,
                             checkpoint_dir=checkpoints_dir, resume_from=resume_from))
+    result.update(learning_verdict(result, task.chance_loss(train_features)))
     model_dir = (run_dir if stage.name == "task" else run_dir / stage.name) / "model"
     if dist.is_main:
         task.save(module, model_dir, tokenizer)
@@ -225,6 +232,26 @@ def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], toke
     if dist.is_main:
         mark_done(checkpoints_dir, result)
     return result
+
+
+LEARNED_FRACTION = 0.98  # a final training loss within 2% of the chance level is noise around it
+
+
+def learning_verdict(result: dict[str, Any], chance: float | None) -> dict[str, Any]:
+    """``{"learned": bool, "reason": ...}`` for a stage whose task has a chance level (or that diverged);
+    ``{}`` when there is nothing to judge by. Dead training must not pass for a result."""
+    if "diverged" in result:
+        return {"learned": False, "reason": f"{result['diverged']}; the stage stopped there (the weights are "
+                                            "those of the step before). Try a lower learning_rate"}
+    if chance is None:
+        return {}
+    final = result["train"].get("loss")
+    if final is None or not math.isfinite(final) or final >= LEARNED_FRACTION * chance:
+        return {"learned": False, "chance_loss": round(chance, 4),
+                "reason": f"the training loss ended at {_fmt(final)}, not below the chance level "
+                          f"{chance:.4g} (the entropy of the training labels): the model did not learn from "
+                          "its inputs. Try a lower learning_rate, more warm-up or more steps"}
+    return {"learned": True, "chance_loss": round(chance, 4)}
 
 
 def count_examples(features: list[dict[str, Any]]) -> int:
@@ -253,14 +280,18 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"convbert-train finished in {summary['wall_seconds']:.1f} s -> {summary['run_dir']}",
              f"  model: {summary['model_source']}, {millions:.2f} M encoder parameters, "
              f"tokenizer: {summary['tokenizer']}"]
+    final = summary["stages"][-1]
     for s in summary["stages"]:
         dev = ", ".join(f"{k} {_fmt(v)}" for k, v in s["dev"].items())
         speed = f"{s['steps']:>5} steps  {s['steps_per_second']:>6.2f} steps/s"
+        baseline = ", ".join(f"{k} {_fmt(v)}" for k, v in s["baseline"].items())
         lines.append(f"  {s['stage']:<8} {s['task']:<24} {speed}  train loss {_fmt(s['train'].get('loss'))}  "
-                     f"dev: {dev}")
-    final = summary["stages"][-1]
+                     f"dev: {dev}" + (f"  (baseline: {baseline})" if baseline and s is not final else ""))
     lines.append(f"  saved: {final['model_dir']}  ({final['model_class']}.from_pretrained)")
     baseline = ", ".join(f"{k} {_fmt(v)}" for k, v in summary["baseline"].items())
     result = f"dev {summary['metric']}: {_fmt(summary['dev_metric'])}"
     lines.append(result + (f"   baseline: {baseline}" if baseline else ""))
+    if summary.get("learned") is False:
+        lines.append(f"NOT LEARNED: {summary['reason']}.\nThe dev {summary['metric']} above is not evidence "
+                     "of learning.")
     return "\n".join(lines)

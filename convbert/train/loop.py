@@ -26,6 +26,15 @@ from convbert.train.schema import TrainerConfig
 from convbert.train.tasks import Features, Task
 
 
+class Diverged(Exception):
+    """Raised instead of an update whose gradients are NaN or infinite (from a NaN or infinite loss): the
+    weights stay those of the step before, and the stage ends there."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        super().__init__(f"the training loss became {loss} at step {step}")
+        self.step = step
+
+
 class Interrupted(Exception):
     """Raised after the checkpoint of ``trainer.stop_after``: the run stops as if it had been killed there."""
 
@@ -127,15 +136,29 @@ def optimizer_step(run: StageRun, model: torch.nn.Module, batch: dict[str, torch
     max_norm = run.trainer.max_grad_norm if run.trainer.max_grad_norm > 0 else float("inf")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    if not torch.isfinite(grad_norm):  # the same on every process: DDP has averaged the gradients
+        optimizer.zero_grad(set_to_none=True)
+        raise Diverged(run_step(scheduler) + 1, loss.detach().item())
     optimizer.step()
     scheduler.step()
     return {"loss": loss.detach().item(), **logs}, float(grad_norm)
 
 
+def _length(ids: list) -> int:
+    """Tokens of an example (of its longest choice, for multiple choice)."""
+    return max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
+
+
+def run_step(scheduler: Any) -> int:
+    """The number of updates made so far (the scheduler counts them)."""
+    return scheduler.last_epoch
+
+
 def train(run: StageRun) -> dict[str, Any]:
     """Train one stage to ``max_steps``; returns its step count, speed, last training losses, dev metrics."""
     t, dist = run.trainer, run.dist
-    order = BatchOrder(len(run.train), t.batch_size, run.seed, dist.rank, dist.world_size)
+    lengths = [_length(f["input_ids"]) for f in run.train] if t.group_by_length else None
+    order = BatchOrder(len(run.train), t.batch_size, run.seed, dist.rank, dist.world_size, lengths)
     max_steps = total_steps(t, order)
     warmup = t.warmup_steps if t.warmup_steps is not None else round(t.warmup_ratio * max_steps)
     optimizer = make_optimizer(run.module, t)
@@ -158,14 +181,19 @@ def train(run: StageRun) -> dict[str, Any]:
     train_seconds, checkpoint = state["train_seconds"], run.resume_from
     bar = tqdm(total=max_steps, initial=step, desc=f"{run.name}: {run.task.config.name}", unit="step",
                disable=not (dist.is_main and t.progress), dynamic_ncols=True)
+    diverged = None
     try:
-        while step < max_steps:
+        while step < max_steps and diverged is None:
             batches = order.epoch(epoch)
             while position < len(batches) and step < max_steps:
                 started = time.perf_counter()
                 features = [run.train[i] for i in batches[position]]
                 batch = {k: v.to(run.device) for k, v in collate(features, pad).items()}
-                losses, grad_norm = optimizer_step(run, model, batch, rng, optimizer, scheduler, autocast)
+                try:
+                    losses, grad_norm = optimizer_step(run, model, batch, rng, optimizer, scheduler, autocast)
+                except Diverged as error:
+                    diverged = error
+                    break
                 step, position = step + 1, position + 1
                 train_seconds += time.perf_counter() - started
                 window.add(losses)
@@ -192,7 +220,8 @@ def train(run: StageRun) -> dict[str, Any]:
     finally:
         bar.close()
     dev = evaluate(run, step, autocast)
-    return {"steps": step, "max_steps": max_steps, "epochs": round(step / order.steps_per_epoch, 3),
+    result = {"diverged": str(diverged)} if diverged else {}
+    return {**result, "steps": step, "max_steps": max_steps, "epochs": round(step / order.steps_per_epoch, 3),
             "train_seconds": round(train_seconds, 3),
             "steps_per_second": round(step / max(train_seconds, 1e-9), 3),
             "train": last_train, "dev": dev, "checkpoint": str(checkpoint) if checkpoint else None}

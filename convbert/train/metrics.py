@@ -7,6 +7,7 @@ definition named in its docstring.
 from __future__ import annotations
 
 import collections
+import math
 import re
 import string
 from collections.abc import Sequence
@@ -24,6 +25,14 @@ def majority_accuracy(train_labels: Sequence[int], dev_labels: Sequence[int]) ->
         return 0.0
     majority = collections.Counter(train_labels).most_common(1)[0][0]
     return accuracy([majority] * len(dev_labels), dev_labels)
+
+
+def entropy(labels: Sequence[int | bool]) -> float:
+    """Entropy (nats) of the labels' empirical distribution: the cross-entropy loss of a model that has
+    learned only how often each label occurs, and so the level a classifier's loss must fall below."""
+    counts = collections.Counter(labels)
+    total = sum(counts.values())
+    return -sum(c / total * math.log(c / total) for c in counts.values()) if total else 0.0
 
 
 def bio_spans(tags: Sequence[str]) -> set[tuple[str, int, int]]:

@@ -7,6 +7,8 @@ the masked positions (``logits_at_labels_only``).
 
 from __future__ import annotations
 
+import collections
+import math
 from typing import Any
 
 import torch
@@ -63,6 +65,18 @@ class MaskedLanguageModeling(Task):
         train_text, dev_text = load_paragraphs(data)
         return (pack(train_text, self.tokenizer, data.max_length, data.max_examples),
                 pack(dev_text, self.tokenizer, data.max_length, data.max_dev_examples))
+
+    def baseline(self, train, dev):
+        """The dev loss of predicting each token by its training frequency alone (add-one smoothing; [CLS]
+        and [SEP], never masked, left out): a masked LM (or RTD's generator) must get below it."""
+        special = {self.tokenizer.cls_token_id, self.tokenizer.sep_token_id}
+        counts = collections.Counter(t for f in train for t in f["input_ids"] if t not in special)
+        total, vocab = sum(counts.values()), len(self.tokenizer)
+        tokens = [t for f in dev for t in f["input_ids"] if t not in special]
+        if not tokens:
+            return {}
+        loss = sum(-math.log((counts[t] + 1) / (total + vocab)) for t in tokens) / len(tokens)
+        return {"unigram_loss": loss}
 
     def corrupt(self, batch: dict[str, torch.Tensor],
                 rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,7 @@ from convbert.errors import ConfigError
 from convbert.interop.files import load_state_dict_dir
 from convbert.modeling import ConvBertForMaskedLM, ConvBertWithHead, build_model
 from convbert.outputs import ModelOutput
+from convbert.train import metrics
 from convbert.train.masking import IGNORE_INDEX
 from convbert.train.mlm import DEV_MASK_SEED, MaskedLanguageModeling
 from convbert.train.model_config import generator_composition, with_head
@@ -132,7 +133,7 @@ class ReplacedTokenDetectionTask(MaskedLanguageModeling):
     def evaluate(self, module, dev, batch_size, device, autocast):
         rng = torch.Generator(device=device).manual_seed(DEV_MASK_SEED)
         sums = {"loss": 0.0, "generator_loss": 0.0, "discriminator_loss": 0.0}
-        gen_correct = gen_count = disc_correct = disc_count = 0.0
+        gen_correct = gen_count = disc_correct = disc_count = replaced_count = 0.0
         for _, batch in self.batches(dev, batch_size, device):
             corrupted, labels = self.corrupt(batch, rng)
             with autocast:
@@ -144,9 +145,13 @@ class ReplacedTokenDetectionTask(MaskedLanguageModeling):
             real = batch["attention_mask"].bool()
             disc_correct += float(((out.logits > 0) == out.labels)[real].sum())
             disc_count += float(real.sum())
+            replaced_count += float(out.labels[real].sum())
             gen_correct += float((out.generator_logits.argmax(-1) == labels[labels != IGNORE_INDEX]).sum())
             gen_count += float((labels != IGNORE_INDEX).sum())
         result = {k: v / max(1, len(dev)) for k, v in sums.items()}
         result["discriminator_accuracy"] = disc_correct / max(1.0, disc_count)
+        # what a discriminator that learned only how many tokens get replaced would score: the level to beat
+        result["discriminator_prior_entropy"] = metrics.entropy([0] * int(disc_count - replaced_count)
+                                                                + [1] * int(replaced_count))
         result["generator_accuracy"] = gen_correct / max(1.0, gen_count)
         return result

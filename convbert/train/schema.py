@@ -25,6 +25,7 @@ class TrainerConfig:
     max_steps: int | None = None  # None: `epochs` epochs
     epochs: float = 1.0
     batch_size: int = 32  # per process
+    group_by_length: bool = False  # batches of similar lengths (less padding), as Hugging Face's option
     eval_batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 0.01

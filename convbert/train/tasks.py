@@ -139,6 +139,11 @@ class Task:
         """A trivial predictor's dev score, printed beside the model's."""
         return {}
 
+    def chance_loss(self, train: Features) -> float | None:
+        """The training loss of a model that learned nothing from the inputs (None: no such level, as for
+        a regression or a pretraining loss); a stage whose loss ends above it did not learn."""
+        return None
+
     # -- steps --------------------------------------------------------------------------------------------
     def loss(self, module: nn.Module, batch: dict[str, torch.Tensor],
              rng: torch.Generator) -> tuple[torch.Tensor, dict]:
@@ -182,6 +187,9 @@ class SequenceClassification(Task):
     def baseline(self, train, dev):
         return {"majority_accuracy": metrics.majority_accuracy([f["labels"] for f in train],
                                                                [f["labels"] for f in dev])}
+
+    def chance_loss(self, train):
+        return metrics.entropy([f["labels"] for f in train])
 
     @torch.no_grad()
     def evaluate(self, module, dev, batch_size, device, autocast):
@@ -228,6 +236,9 @@ class TokenClassification(Task):
         gold = [x for f in dev for x in f["_gold"]]
         majority = metrics.majority_accuracy([x for f in train for x in f["_gold"]], gold)
         return {"majority_token_accuracy": majority}  # its entity F1 is 0: the majority tag is O
+
+    def chance_loss(self, train):
+        return metrics.entropy([x for f in train for x in f["labels"] if x != IGNORE_INDEX])
 
     @torch.no_grad()
     def evaluate(self, module, dev, batch_size, device, autocast):
@@ -386,6 +397,9 @@ class MultipleChoice(Task):
     def baseline(self, train, dev):
         return {"majority_accuracy": metrics.majority_accuracy([f["labels"] for f in train],
                                                                [f["labels"] for f in dev])}
+
+    def chance_loss(self, train):
+        return metrics.entropy([f["labels"] for f in train])
 
     @torch.no_grad()
     def evaluate(self, module, dev, batch_size, device, autocast):
