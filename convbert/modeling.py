@@ -104,9 +104,22 @@ class ConvBertPreTrainedModel(nn.Module):
         self.config.vocab_size = new_num_tokens
         return new
 
-    def num_parameters(self, only_trainable: bool = False) -> int:
-        params = {id(p): p for p in self.parameters() if p.requires_grad or not only_trainable}
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Parameters counted once each (tied ones too); as transformers, ``exclude_embeddings`` leaves out
+        the embedding tables (what ``transformers.Trainer`` logs as the model size)."""
+        skip = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)} if exclude_embeddings \
+            else set()
+        params = {id(p): p for p in self.parameters()
+                  if (p.requires_grad or not only_trainable) and id(p) not in skip}
         return sum(p.numel() for p in params.values())
+
+    # -- Python objects: copies and pickles --------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the build context, which holds the registry and its plugin manager (and so
+        modules, which do not pickle) and is needed only while building."""
+        state = self.__dict__.copy()
+        state.pop("build_context", None)
+        return state
 
     @property
     def device(self) -> torch.device:
@@ -191,7 +204,7 @@ class ConvBertPreTrainedModel(nn.Module):
         target = _resolve_dtype(torch_dtype if torch_dtype is not None else dtype, state)
         if target is not None and target != model.dtype:
             model.to(target)
-        return model
+        return model.eval()  # as transformers: dropout off until the caller trains
 
     def load_checkpoint_state(
         self,
@@ -286,8 +299,15 @@ class ConvBertModel(ConvBertPreTrainedModel):
         self.gradient_checkpointing = False
         self.init_weights()
 
-    def gradient_checkpointing_enable(self) -> None:
-        """Recompute each layer in backward instead of storing its activations (long inputs, big batches)."""
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        """Recompute each layer in backward instead of storing its activations (long inputs, big batches).
+        ``gradient_checkpointing_kwargs`` go to ``torch.utils.checkpoint`` (as transformers; re-entrant
+        checkpointing is refused, it would drop gradients of inputs that need none)."""
+        kwargs = dict(gradient_checkpointing_kwargs or {})
+        if kwargs.pop("use_reentrant", False):
+            raise InputError("gradient_checkpointing_kwargs={'use_reentrant': True} is not supported; leave "
+                             "it out (non-reentrant checkpointing, torch's recommendation)")
+        self.checkpoint_kwargs = kwargs
         self.gradient_checkpointing = True
 
     def gradient_checkpointing_disable(self) -> None:
@@ -320,7 +340,8 @@ class ConvBertModel(ConvBertPreTrainedModel):
         all_attentions = [] if output_attentions else None
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
-                hidden, probs = checkpoint(layer, hidden, mask, output_attentions, use_reentrant=False)
+                hidden, probs = checkpoint(layer, hidden, mask, output_attentions, use_reentrant=False,
+                                           **getattr(self, "checkpoint_kwargs", {}))
             else:
                 hidden, probs = layer(hidden, mask, output_attentions)
             if all_hidden is not None:
@@ -363,8 +384,8 @@ class ConvBertWithHead(ConvBertPreTrainedModel):
         self.head = self.convbert.build_context.build("head", head, "head")
         self.init_weights()
 
-    def gradient_checkpointing_enable(self) -> None:
-        self.convbert.gradient_checkpointing_enable()
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        self.convbert.gradient_checkpointing_enable(gradient_checkpointing_kwargs)
 
     def gradient_checkpointing_disable(self) -> None:
         self.convbert.gradient_checkpointing_disable()

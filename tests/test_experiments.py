@@ -1,4 +1,4 @@
-"""The ablation sweeps in conf/experiment/ (README, "The paper's ablations at CPU scale"): every experiment
+"""The ablation sweeps in conf/experiment/ (docs/ablations.md): every experiment
 composes, and for every value of every model parameter of its ``hydra.sweeper.params`` the model node becomes
 a composition (the training code's own alias handling, ``model_composition``) that ``convbert.build_model``
 builds. Built on the meta device: seconds.
@@ -111,7 +111,7 @@ def test_grouped_ffn(hydra_compose):
 
 @pytest.mark.parametrize("experiment", sorted(ABLATIONS))
 def test_every_ablation_runs_the_measured_protocol(hydra_compose, experiment):
-    """MLM pretraining (dev MLM loss, fixed dev masks) and two seeds per point: the README's tables."""
+    """MLM pretraining (dev MLM loss, fixed dev masks) and two seeds per point: the tables of docs/ablations.md."""
     assert sweep_params(hydra_compose, experiment)["seed"] == ["0", "1"]
     cfg = hydra_compose([f"experiment={experiment}"])
     assert cfg.task.name == "pretrain_mlm" and cfg.pretrain is None

@@ -163,20 +163,27 @@ def test_a_plugin_that_fails_while_registering_is_named(fresh_registry: Registry
         fresh_registry.register_plugin(Faulty(), name="faulty-plugin")
 
 
-def test_the_documented_plugin_example_works(tmp_path: Path, monkeypatch, fresh_registry: Registry) -> None:
-    """README's plugin example, run as written: registered via `plugins:`, contract kept, model trains."""
-    doc = (Path(__file__).resolve().parents[1] / "README.md").read_text().split("Writing a plugin", 1)[1]
-    module = doc.split("```python\n", 1)[1].split("```", 1)[0]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("doc", "after", "block"), [("docs/blocks.md", "Writing a plugin", "mean_pool"),
+                                                     ("README.md", "A plugin in 15 lines", "token_shift")])
+def test_the_documented_plugin_examples_work(tmp_path: Path, monkeypatch, fresh_registry: Registry,
+                                             doc: str, after: str, block: str) -> None:
+    """The plugin examples of README and docs, run as written: registered via `plugins:`, contract kept,
+    a ConvBERT with the block as its second mixer part trains."""
+    text = (REPO / doc).read_text().split(after, 1)[1]
+    module = text.split("```python\n", 1)[1].split("```", 1)[0]
     (tmp_path / "my_mixers.py").write_text(module)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "my_mixers", raising=False)
     mixer = {"name": "mixed", "num_heads": 4, "head_ratio": 2,
-             "parts": [{"name": "self_attention"}, {"name": "mean_pool"}]}
+             "parts": [{"name": "self_attention"}, {"name": block}]}
     model = build_model({**tiny(mixer), "plugins": ["my_mixers"]}, registry=fresh_registry)
-    check_block(fresh_registry.get("mixer", "mean_pool"), fresh_registry)
+    check_block(fresh_registry.get("mixer", block), fresh_registry)
     out = model(input_ids=torch.randint(1, 50, (2, 6)), labels=torch.tensor([0, 2]))
     out.loss.backward()
-    assert torch.isfinite(out.loss) and fresh_registry.get("mixer", "mean_pool").provider == "my_mixers"
+    assert torch.isfinite(out.loss) and fresh_registry.get("mixer", block).provider == "my_mixers"
 
 
 def _installed() -> bool:
@@ -273,7 +280,7 @@ def test_a_block_swap_through_the_python_api_checks_aliases_like_the_cli() -> No
 def _readme_block_swaps() -> list[list[str]]:
     import shlex
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (REPO / "docs" / "blocks.md").read_text()
     block = text.split("**On the command line.**", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     return [shlex.split(line.split("  #")[0])[1:] for line in block.splitlines()
             if line.startswith("convbert-train ")]

@@ -85,8 +85,8 @@ def test_a_submitit_job_of_two_tasks_trains_as_one_distributed_run(tmp_path):
 def _readme_launcher_commands() -> list[list[str]]:
     from pathlib import Path
 
-    text = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
-    block = text[text.index("### Parallel and cluster sweeps"):]
+    text = Path(__file__).resolve().parents[1].joinpath("docs", "training.md").read_text()
+    block = text[text.index("## Parallel and cluster sweeps"):]
     block = block[block.index("```bash"):block.index("```\n", block.index("```bash") + 7)]
     commands = []
     for command in block.replace("\\\n", " ").splitlines():
@@ -100,7 +100,7 @@ def _readme_launcher_commands() -> list[list[str]]:
 def test_the_readme_launcher_commands_compose(launcher):
     """Every hydra.launcher.* key the README shows exists in that launcher's config (no cluster needed)."""
     commands = [c for c in _readme_launcher_commands() if c[0] == f"hydra/launcher={launcher}"]
-    assert commands, f"README shows no {launcher} command"
+    assert commands, f"docs/training.md shows no {launcher} command"
     if importlib.util.find_spec(f"hydra_plugins.hydra_{launcher.split('_')[0]}_launcher") is None:
         pytest.skip(f"hydra-{launcher.split('_')[0]}-launcher is not installed")
     env = {**os.environ, "CONVBERT_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_WAIT_POLICY": "PASSIVE"}

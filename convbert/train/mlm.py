@@ -78,11 +78,15 @@ class MaskedLanguageModeling(Task):
         loss = sum(-math.log((counts[t] + 1) / (total + vocab)) for t in tokens) / len(tokens)
         return {"unigram_loss": loss}
 
+    def special(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, L) True at [CLS], [SEP] and padding: the tokens masking never selects."""
+        ids, tok = batch["input_ids"], self.tokenizer
+        return (ids == tok.cls_token_id) | (ids == tok.sep_token_id) | (batch["attention_mask"] == 0)
+
     def corrupt(self, batch: dict[str, torch.Tensor],
                 rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, tok = batch["input_ids"], self.tokenizer
-        special = (ids == tok.cls_token_id) | (ids == tok.sep_token_id) | (batch["attention_mask"] == 0)
-        return mask_tokens(ids, special, self.rule, self.tokenizer.mask_token_id, len(self.tokenizer), rng)
+        return mask_tokens(batch["input_ids"], self.special(batch), self.rule, self.tokenizer.mask_token_id,
+                           len(self.tokenizer), rng)
 
     def loss(self, module, batch, rng):
         corrupted, labels = self.corrupt(batch, rng)

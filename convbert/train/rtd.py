@@ -53,8 +53,10 @@ class ReplacedTokenDetectionModel(nn.Module):
 
     def __init__(self, discriminator: ConvBertWithHead, generator: ConvBertForMaskedLM, *,
                  discriminator_weight: float = 50.0, generator_weight: float = 1.0, sampling: str = "gumbel",
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, tie_encoder: bool = False) -> None:
         super().__init__()
+        if tie_encoder:  # ELECTRA's "tying all weights" (§3.2): one encoder, two heads
+            generator.convbert = discriminator.convbert
         ours, theirs = discriminator.convbert.embeddings, generator.convbert.embeddings
         for name in SHARED_EMBEDDINGS:
             a, b = getattr(ours, name), getattr(theirs, name)
@@ -69,8 +71,10 @@ class ReplacedTokenDetectionModel(nn.Module):
         self.sampling, self.temperature = sampling, temperature
 
     def forward(self, input_ids: torch.Tensor, corrupted_ids: torch.Tensor, labels: torch.Tensor,
-                attention_mask: torch.Tensor,
-                rng: torch.Generator | None = None) -> ReplacedTokenDetectionOutput:
+                attention_mask: torch.Tensor, rng: torch.Generator | None = None,
+                judged: torch.Tensor | None = None) -> ReplacedTokenDetectionOutput:
+        """``judged`` (B, L): the tokens the discriminator's loss covers (default: every real token)."""
+        judged = attention_mask if judged is None else judged
         generated = self.generator(input_ids=corrupted_ids, attention_mask=attention_mask, labels=labels,
                                    logits_at_labels_only=True)
         selected = labels != IGNORE_INDEX
@@ -79,7 +83,7 @@ class ReplacedTokenDetectionModel(nn.Module):
             fake[selected] = sample(generated.logits.detach(), self.sampling, self.temperature, rng)
             replaced = (fake != input_ids) & attention_mask.bool()
         hidden = self.discriminator.convbert(fake, attention_mask).last_hidden_state
-        detected = self.discriminator.head(hidden, labels=replaced, attention_mask=attention_mask)
+        detected = self.discriminator.head(hidden, labels=replaced, attention_mask=judged)
         loss = self.generator_weight * generated.loss + self.discriminator_weight * detected.loss
         return ReplacedTokenDetectionOutput(
             loss=loss, generator_loss=generated.loss, discriminator_loss=detected.loss,
@@ -104,7 +108,7 @@ class ReplacedTokenDetectionTask(MaskedLanguageModeling):
         return ReplacedTokenDetectionModel(
             discriminator, generator, discriminator_weight=self.config.discriminator_weight,
             generator_weight=self.config.generator_weight, sampling=self.config.sampling,
-            temperature=self.config.temperature,
+            temperature=self.config.temperature, tie_encoder=self.config.tie_encoder,
         )
 
     def load_init(self, module, directory):
@@ -122,10 +126,19 @@ class ReplacedTokenDetectionTask(MaskedLanguageModeling):
         module.generator.save_pretrained(directory.parent / "generator")
         tokenizer.save_pretrained(directory.parent / "generator")
 
+    def judged(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The tokens the discriminator is asked about: by default not [CLS] and [SEP], which are never replaced,
+        so their answer is known without looking (ELECTRA's loss covers them: ``judge_special_tokens=true``).
+        Left in, they lower the loss and raise the accuracy by what the position alone tells, and the
+        discriminator's dev loss is no longer comparable with the entropy of the replaced share."""
+        if self.config.judge_special_tokens:
+            return batch["attention_mask"]
+        return (batch["attention_mask"].bool() & ~self.special(batch)).to(batch["attention_mask"].dtype)
+
     def loss(self, module, batch, rng):
         corrupted, labels = self.corrupt(batch, rng)
         out = module(input_ids=batch["input_ids"], corrupted_ids=corrupted, labels=labels,
-                     attention_mask=batch["attention_mask"], rng=rng)
+                     attention_mask=batch["attention_mask"], rng=rng, judged=self.judged(batch))
         return out.loss, {"generator_loss": out.generator_loss.item(),
                           "discriminator_loss": out.discriminator_loss.item()}
 
@@ -136,13 +149,14 @@ class ReplacedTokenDetectionTask(MaskedLanguageModeling):
         gen_correct = gen_count = disc_correct = disc_count = replaced_count = 0.0
         for _, batch in self.batches(dev, batch_size, device):
             corrupted, labels = self.corrupt(batch, rng)
+            judged = self.judged(batch)
             with autocast:
                 out = module(input_ids=batch["input_ids"], corrupted_ids=corrupted, labels=labels,
-                             attention_mask=batch["attention_mask"], rng=rng)
+                             attention_mask=batch["attention_mask"], rng=rng, judged=judged)
             n = len(batch["input_ids"])
             for key in sums:
                 sums[key] += float(out[key]) * n
-            real = batch["attention_mask"].bool()
+            real = judged.bool()
             disc_correct += float(((out.logits > 0) == out.labels)[real].sum())
             disc_count += float(real.sum())
             replaced_count += float(out.labels[real].sum())

@@ -66,6 +66,8 @@ class ReplacedTokenDetectionTask:
     generator_weight: float = 1.0
     sampling: str = "gumbel"
     temperature: float = 1.0
+    tie_encoder: bool = False  # true: the generator is the discriminator's encoder with an MLM head (divisor 1)
+    judge_special_tokens: bool = False  # true: ELECTRA's loss over [CLS]/[SEP] too (they are never replaced)
     head: Any = field(default_factory=lambda: {"name": "replaced_token_detection"})
 
 
@@ -262,6 +264,8 @@ def check_task(node: Any, path: str) -> Any:
                  "mask_token_prob and random_token_prob must be >= 0 and sum to at most 1 (e.g. 0.8 and 0.1)")
     if name == "pretrain_rtd":
         _require(task.generator_size_divisor >= 1, f"{path}.generator_size_divisor", "must be >= 1")
+        _require(not task.tie_encoder or task.generator_size_divisor == 1, f"{path}.tie_encoder",
+                 "shares the discriminator's encoder, so it needs generator_size_divisor=1")
         _require(task.sampling in ("gumbel", "multinomial"), f"{path}.sampling",
                  f"{task.sampling!r} is not gumbel or multinomial")
         _require(task.temperature > 0, f"{path}.temperature", "must be > 0")
