@@ -53,7 +53,10 @@ EXTRA_DEFAULTS: dict[str, Any] = {
 }
 HEAD_NAMES = ("masked_lm", "sequence_classification", "token_classification", "question_answering",
               "multiple_choice")
-_IGNORED_KEYS = {"model_type", "transformers_version", "_name_or_path", "torch_dtype", "dtype", "num_labels"}
+_IGNORED_KEYS = {"model_type", "transformers_version", "_name_or_path", "name_or_path", "torch_dtype",
+                 "num_labels"}
+# The transformers version whose ConvBertConfig this mirrors, written to config.json as transformers does.
+TRANSFORMERS_VERSION = "5.25.0"
 
 
 class ConvBertConfig:
@@ -69,7 +72,9 @@ class ConvBertConfig:
     def __init__(self, **kwargs: Any) -> None:
         num_labels = kwargs.pop("num_labels", None)
         id2label = kwargs.pop("id2label", None)
-        kwargs.pop("label2id", None)
+        label2id = kwargs.pop("label2id", None)
+        self.name_or_path = str(kwargs.pop("name_or_path", kwargs.pop("_name_or_path", "")))
+        self.dtype = kwargs.pop("dtype", None) or kwargs.get("torch_dtype")
         for key in _IGNORED_KEYS:
             kwargs.pop(key, None)
         for key, default in {**HF_DEFAULTS, **EXTRA_DEFAULTS}.items():
@@ -81,6 +86,10 @@ class ConvBertConfig:
             self.id2label = {int(k): v for k, v in id2label.items()}
         else:
             self.id2label = {i: f"LABEL_{i}" for i in range(2 if num_labels is None else int(num_labels))}
+        self._label2id = None
+        if label2id is not None and id2label is not None:  # kept when it is more than the inverse
+            given = {str(k): int(v) for k, v in label2id.items()}
+            self._label2id = None if given == {v: k for k, v in self.id2label.items()} else given
         self.validate()
 
     # -- labels -----------------------------------------------------------------------------------
@@ -91,10 +100,47 @@ class ConvBertConfig:
     @num_labels.setter
     def num_labels(self, n: int) -> None:
         self.id2label = {i: f"LABEL_{i}" for i in range(n)}
+        self._label2id = None
 
     @property
     def label2id(self) -> dict[str, int]:
-        return {v: k for k, v in self.id2label.items()}
+        """The inverse of ``id2label`` unless set on its own (transformers keeps the two apart)."""
+        label2id = getattr(self, "_label2id", None)
+        return dict(label2id) if label2id is not None else {v: k for k, v in self.id2label.items()}
+
+    @label2id.setter
+    def label2id(self, mapping: dict[str, int]) -> None:
+        self._label2id = {str(k): int(v) for k, v in mapping.items()}
+
+    # -- transformers' generic PretrainedConfig surface ----------------------------------------------
+    is_encoder_decoder = False
+    chunk_size_feed_forward = 0  # no feed-forward chunking (the only value ConvBERT supports)
+
+    @property
+    def dtype(self) -> Any:
+        """The weights' dtype recorded in config.json (``torch.float32`` ...), or None."""
+        if self._dtype is None:
+            return None
+        import torch
+
+        return getattr(torch, self._dtype)
+
+    @dtype.setter
+    def dtype(self, value: Any) -> None:
+        self._dtype = None if value is None else str(value).removeprefix("torch.")
+
+    @property
+    def use_return_dict(self) -> bool:
+        """Outputs as ModelOutput, or as tuples when ``torchscript=True`` (what ``torch.jit.trace`` needs)."""
+        return bool(self.return_dict) and not getattr(self, "torchscript", False)
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set several fields at once, then check them (as ``PretrainedConfig.update``)."""
+        for key, value in values.items():
+            if not hasattr(self, key):  # a new field is kept and written back, as in __init__
+                self._extra_keys = sorted({*self._extra_keys, key})
+            setattr(self, key, value)
+        self.validate()
 
     # -- validation -------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -250,6 +296,9 @@ class ConvBertConfig:
             out["composition"] = copy.deepcopy(self.composition)
         for key in self._extra_keys:
             out[key] = copy.deepcopy(getattr(self, key))
+        if self._dtype is not None:
+            out["dtype"] = self._dtype
+        out["transformers_version"] = TRANSFORMERS_VERSION
         return out
 
     @classmethod
@@ -268,7 +317,8 @@ class ConvBertConfig:
         data = self.to_dict()
         if use_diff:
             default = ConvBertConfig().to_dict()
-            data = {k: v for k, v in data.items() if k == "model_type" or default.get(k) != v}
+            data = {k: v for k, v in data.items()
+                    if k in ("model_type", "transformers_version") or default.get(k) != v}
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
@@ -279,10 +329,26 @@ class ConvBertConfig:
         atomic_write_text(path / CONFIG_NAME, self.to_json_string())
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> ConvBertConfig:
+    def from_pretrained(cls, path: str | os.PathLike, return_unused_kwargs: bool = False,
+                        **kwargs: Any) -> ConvBertConfig | tuple[ConvBertConfig, dict[str, Any]]:
+        """Read ``config.json`` (a directory or the file); keyword arguments override its fields. With
+        ``return_unused_kwargs=True``, as transformers, the keywords that are not config fields are returned
+        beside the config instead of being stored in it."""
+        if return_unused_kwargs:
+            known = {*HF_DEFAULTS, *EXTRA_DEFAULTS, "num_labels", "id2label", "label2id"}
+            unused = {k: kwargs.pop(k) for k in list(kwargs) if k not in known}
+            config = cls.from_pretrained(path, **kwargs)
+            return config, unused
         path = Path(path)
         file = path / CONFIG_NAME if path.is_dir() else path
         if not file.exists():
+            if path.is_dir() and any(path.glob("*.safetensors")):
+                raise CheckpointError(
+                    f"{path} holds weights but no {CONFIG_NAME} (transformers.Trainer.save_model writes that "
+                    "for a model that is not a transformers.PreTrainedModel): load it with "
+                    "from_pretrained(path, config=model.config), or write the directory with "
+                    "model.save_pretrained(path)"
+                )
             raise CheckpointError(
                 f"no {CONFIG_NAME} at {file}: pass a checkpoint directory written by save_pretrained "
                 "(convbert's or transformers') — downloading from a hub is not supported"
@@ -291,7 +357,9 @@ class ConvBertConfig:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{file} is not valid JSON: {exc}") from exc
-        return cls.from_dict(data, **kwargs)
+        config = cls.from_dict(data, **kwargs)
+        config.name_or_path = str(path)
+        return config
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ConvBertConfig) and self.to_dict() == other.to_dict()

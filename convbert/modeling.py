@@ -20,7 +20,7 @@ from convbert.composition import BuildContext, parse_composition, resolve_regist
 from convbert.config import ConvBertConfig
 from convbert.errors import CheckpointError, InputError
 from convbert.interop import hf_keys
-from convbert.interop.files import SAFE_WEIGHTS, load_state_dict_dir, save_safetensors
+from convbert.interop.files import load_state_dict_dir, save_weights
 from convbert.outputs import BaseModelOutput, ModelOutput
 from convbert.registry import Registry
 
@@ -35,9 +35,39 @@ class ConvBertPreTrainedModel(nn.Module):
     base_model_prefix = "convbert"
     head_name: str | None = None
 
+    # A ConvBertModel inside a task model leaves its keys to the task model, which names them as a whole.
+    _names_from_parent = False
+
     def __init__(self, config: ConvBertConfig | None = None) -> None:
         super().__init__()
         self.config = config if config is not None else ConvBertConfig()
+        self.register_load_state_dict_pre_hook(_accept_hf_names)
+
+    # -- state-dict names ------------------------------------------------------------------------
+    def state_dict(self, *args: Any, destination: Any = None, prefix: str = "",
+                   keep_vars: bool = False) -> Any:
+        """As ``nn.Module.state_dict``, in transformers' key names whenever transformers can express the
+        model, so ``hf_model.load_state_dict(ours.state_dict())`` works (and ``load_state_dict`` takes either
+        naming). The modules inside keep our names; ``own_state_dict()`` gives those."""
+        state = super().state_dict(*args, destination=destination, prefix=prefix, keep_vars=keep_vars)
+        if self._names_from_parent or not self.config.hf_compatible:
+            return state
+        keys = [k for k in state if k.startswith(prefix)]
+        mapped, unmapped = hf_keys.to_hf({k[len(prefix):]: state[k] for k in keys}, self.head_name)
+        if unmapped:  # a head transformers does not have: keep our names rather than half of each
+            return state
+        for key in keys:
+            del state[key]
+        state.update((prefix + k, v) for k, v in mapped.items())
+        return state
+
+    def own_state_dict(self) -> dict[str, torch.Tensor]:
+        """The state dict in our module names (what checkpoint conversion starts from)."""
+        names_from_parent, self._names_from_parent = self._names_from_parent, True
+        try:
+            return dict(super().state_dict())
+        finally:
+            self._names_from_parent = names_from_parent
 
     # -- weights ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -79,14 +109,29 @@ class ConvBertPreTrainedModel(nn.Module):
             decoder.weight = self.get_input_embeddings().weight
 
     @torch.no_grad()
-    def resize_token_embeddings(self, new_num_tokens: int) -> nn.Embedding:
-        """Grow or shrink the vocabulary (new rows initialised as the rest), keeping a tied decoder tied."""
+    def resize_token_embeddings(self, new_num_tokens: int | None = None,
+                                pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True) -> nn.Embedding:
+        """Grow or shrink the vocabulary, keeping a tied decoder tied; transformers' arguments.
+
+        ``pad_to_multiple_of`` rounds the size up; with neither argument nothing changes and the embedding
+        is returned. ``mean_resizing`` (transformers' default) starts new rows at the mean of the old ones
+        (decoder biases at their mean), so the new tokens do not skew the softmax; otherwise they are drawn
+        as at initialisation.
+        """
         old = self.get_input_embeddings()
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return old
+        new_num_tokens = old.num_embeddings if new_num_tokens is None else int(new_num_tokens)
+        if pad_to_multiple_of is not None:
+            new_num_tokens = -(-new_num_tokens // int(pad_to_multiple_of)) * int(pad_to_multiple_of)
         new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx,
                            device=old.weight.device, dtype=old.weight.dtype)
         nn.init.normal_(new.weight, std=self.config.initializer_range)
         keep = min(new_num_tokens, old.num_embeddings)
         new.weight[:keep] = old.weight[:keep]
+        if mean_resizing and new_num_tokens > keep:
+            new.weight[keep:] = old.weight.mean(0)
         self.set_input_embeddings(new)
         decoder = self.get_output_embeddings()
         if decoder is not None:
@@ -95,9 +140,13 @@ class ConvBertPreTrainedModel(nn.Module):
             )
             nn.init.zeros_(resized.bias)
             resized.bias[:keep] = decoder.bias[:keep]
+            if mean_resizing:
+                resized.bias[keep:] = decoder.bias.mean()
             if not self._decoder_is_tied():
                 nn.init.normal_(resized.weight, std=self.config.initializer_range)
                 resized.weight[:keep] = decoder.weight[:keep]
+                if mean_resizing and new_num_tokens > keep:
+                    resized.weight[keep:] = decoder.weight.mean(0)
             self.set_output_embeddings(resized)
             self.head.vocab_size = new_num_tokens
             self.tie_weights()
@@ -121,6 +170,35 @@ class ConvBertPreTrainedModel(nn.Module):
         state.pop("build_context", None)
         return state
 
+    # -- transformers' PreTrainedModel surface that user code and Trainer / pipeline read ----------
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+
+    @property
+    def base_model(self) -> nn.Module:
+        return getattr(self, self.base_model_prefix, self)
+
+    @property
+    def name_or_path(self) -> str:
+        return self.config.name_or_path
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return bool(getattr(self.base_model, "gradient_checkpointing", False))
+
+    is_activation_checkpointing = is_gradient_checkpointing  # transformers 5's names for the same
+
+    def activation_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None,
+                                        **kwargs: Any) -> None:
+        self.gradient_checkpointing_enable(gradient_checkpointing_kwargs or kwargs.get("checkpointing_kwargs"))
+
+    def activation_checkpointing_disable(self) -> None:
+        self.gradient_checkpointing_disable()
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        return False  # an encoder: no generate()
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -138,6 +216,7 @@ class ConvBertPreTrainedModel(nn.Module):
         state_dict: dict[str, torch.Tensor] | None = None,
         is_main_process: bool = True,
         safe_serialization: bool = True,
+        max_shard_size: int | str | None = None,
         **unused: Any,
     ) -> None:
         """Write config.json + model.safetensors (atomically).
@@ -145,15 +224,16 @@ class ConvBertPreTrainedModel(nn.Module):
         ``hf_format`` (default: whenever the composition allows it) writes Hugging Face's key names, so that
         ``transformers.ConvBertFor*.from_pretrained`` loads the directory; a composition Hugging Face cannot
         express raises NotExpressibleError when ``hf_format=True`` and is saved in our names otherwise.
-        transformers' ``state_dict`` and ``is_main_process`` are honoured; weights are always safetensors
-        (``safe_serialization=False`` would be a pickle, which this project never writes).
+        transformers' ``state_dict`` (in either naming), ``is_main_process`` and ``max_shard_size`` (shards
+        plus transformers' index file) are honoured; weights are always safetensors (``safe_serialization=
+        False`` would be a pickle, which this project never writes).
         """
         if not is_main_process:
             return
         path = Path(save_directory)
         if hf_format is None:
             hf_format = self.config.hf_compatible
-        state = dict(state_dict if state_dict is not None else self.state_dict())
+        state = self._own_names(dict(state_dict if state_dict is not None else self.own_state_dict()))
         if hf_format:
             self.config.require_hf_compatible()
             if self._decoder_is_tied():
@@ -162,8 +242,9 @@ class ConvBertPreTrainedModel(nn.Module):
             if unmapped:
                 raise CheckpointError(f"no Hugging Face name for: {', '.join(unmapped)}")
         self.config.architectures = [type(self).__name__]
+        self.config.dtype = self.dtype
         self.config.save_pretrained(path)
-        save_safetensors(state, path / SAFE_WEIGHTS)
+        save_weights(state, path, max_shard_size)
 
     def _decoder_is_tied(self) -> bool:
         return bool(getattr(getattr(self, "head", None), "tie_word_embeddings", False))
@@ -213,7 +294,7 @@ class ConvBertPreTrainedModel(nn.Module):
         ignore_mismatched_sizes: bool = False,
     ) -> None:
         """Load a state dict in Hugging Face's names or ours, with errors that list what does not match."""
-        ours = self.state_dict()
+        ours = self.own_state_dict()
         # older transformers checkpoints also saved these constant buffers
         state = {k: v for k, v in state.items() if not k.endswith(_HF_BUFFERS)}
         prefix = hf_keys.PREFIX
@@ -252,6 +333,15 @@ class ConvBertPreTrainedModel(nn.Module):
             logger.info("%s: ignored weights of another task head: %s", type(self).__name__,
                         ", ".join(foreign_heads))
         self.load_state_dict({k: v for k, v in mapped.items() if k in ours}, strict=False)
+
+    def _own_names(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A state dict of this model in either naming -> ours (e.g. what ``transformers.Trainer`` passes
+        to ``save_pretrained``, taken from ``state_dict()``)."""
+        ours = self.own_state_dict()
+        if not state or any(k in ours for k in state):
+            return state
+        mapped, unmapped = hf_keys.from_hf(state, self.head_name)
+        return {**mapped, **{k: state[k] for k in unmapped}}
 
     def _adapt_own_prefix(self, state, ours):
         """Our names, from a base model into a task model or back (the ``convbert.`` prefix)."""
@@ -299,7 +389,8 @@ class ConvBertModel(ConvBertPreTrainedModel):
         self.gradient_checkpointing = False
         self.init_weights()
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+    def gradient_checkpointing_enable(self,
+                                      gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
         """Recompute each layer in backward instead of storing its activations (long inputs, big batches).
         ``gradient_checkpointing_kwargs`` go to ``torch.utils.checkpoint`` (as transformers; re-entrant
         checkpointing is refused, it would drop gradients of inputs that need none)."""
@@ -330,6 +421,7 @@ class ConvBertModel(ConvBertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        head_mask: Any = None,  # accepted and ignored, as transformers 5 does
     ) -> BaseModelOutput | tuple:
         output_attentions = _default(output_attentions, self.config.output_attentions)
         output_hidden_states = _default(output_hidden_states, self.config.output_hidden_states)
@@ -381,10 +473,12 @@ class ConvBertWithHead(ConvBertPreTrainedModel):
         encoder_composition = None if config.hf_compatible and composition == config.encoder_composition() \
             else composition
         self.convbert = ConvBertModel(config, composition=encoder_composition, registry=registry)
+        self.convbert._names_from_parent = True
         self.head = self.convbert.build_context.build("head", head, "head")
         self.init_weights()
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+    def gradient_checkpointing_enable(self,
+                                      gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
         self.convbert.gradient_checkpointing_enable(gradient_checkpointing_kwargs)
 
     def gradient_checkpointing_disable(self) -> None:
@@ -415,7 +509,7 @@ class ConvBertForMaskedLM(ConvBertWithHead):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, logits_at_labels_only: bool = False):
+                return_dict=None, head_mask=None, logits_at_labels_only: bool = False):
         """``logits_at_labels_only=True`` (pretraining) returns logits only for labelled positions, (N, V)."""
         encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                                output_attentions, output_hidden_states)
@@ -428,7 +522,7 @@ class ConvBertForSequenceClassification(ConvBertWithHead):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
+                return_dict=None, head_mask=None):
         encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                                output_attentions, output_hidden_states)
         self.head.problem_type = self.config.problem_type  # the config may have been changed since
@@ -440,7 +534,7 @@ class ConvBertForTokenClassification(ConvBertWithHead):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
+                return_dict=None, head_mask=None):
         encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                                output_attentions, output_hidden_states)
         return self._finish(self.head(encoded.last_hidden_state, labels=labels), encoded, return_dict)
@@ -451,7 +545,7 @@ class ConvBertForQuestionAnswering(ConvBertWithHead):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
+                output_hidden_states=None, return_dict=None, head_mask=None):
         encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                                output_attentions, output_hidden_states)
         out = self.head(encoded.last_hidden_state, start_positions=start_positions,
@@ -464,7 +558,7 @@ class ConvBertForMultipleChoice(ConvBertWithHead):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
+                return_dict=None, head_mask=None):
         """Inputs are (batch, num_choices, length); logits are (batch, num_choices)."""
         source = input_ids if input_ids is not None else inputs_embeds
         if source is None or source.dim() < 3:
@@ -523,12 +617,27 @@ def _resolve_dtype(dtype: torch.dtype | str | None, state: dict[str, torch.Tenso
     return dtype
 
 
+def _accept_hf_names(module: ConvBertPreTrainedModel, state_dict: dict[str, torch.Tensor], prefix: str,
+                     *_: Any) -> None:
+    """``load_state_dict`` pre-hook: keys in transformers' names (as ``state_dict()`` gives them) become
+    ours in place; keys in our names pass through."""
+    if module._names_from_parent or not module.config.hf_compatible:
+        return
+    keys = [k for k in state_dict if k.startswith(prefix)]
+    ours = module.own_state_dict()
+    if not keys or any(k[len(prefix):] in ours for k in keys):
+        return
+    given = {k[len(prefix):]: state_dict.pop(k) for k in keys}
+    mapped, unmapped = hf_keys.from_hf(given, module.head_name)
+    state_dict.update((prefix + k, v) for k, v in {**mapped, **{k: given[k] for k in unmapped}}.items())
+
+
 def _default(value: bool | None, fallback: bool) -> bool:
     return fallback if value is None else value
 
 
 def _maybe_tuple(out: ModelOutput, return_dict: bool | None, config: ConvBertConfig):
-    return out if _default(return_dict, config.return_dict) else out.to_tuple()
+    return out if _default(return_dict, config.use_return_dict) else out.to_tuple()
 
 
 def _check_inputs(input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids) -> tuple[int, int]:

@@ -1,8 +1,9 @@
 """Both tokenizers' overflow windows against transformers' fast ``BertTokenizer``, over a wide grid.
 
-The figure in docs/tokenizers.md (3,324 comparisons, 191,604 rows, all equal; 54 settings where transformers fails and
-ours raise ValueError) comes from this script; ``tests/test_tokenization_overflow.py`` runs a sample of it
-(and provides the comparison). Run from the repository root with transformers installed (about a minute):
+The figure in docs/tokenizers.md (3,324 comparisons, 191,604 rows, all equal; 54 settings where transformers
+fails and ours raise ValueError) comes from this script; ``tests/test_tokenization_overflow.py`` runs a
+sample of it (and provides the comparison). Run from the repository root with transformers installed (about
+a minute):
 
     python scripts/check_tokenizer_overflow.py
 """

@@ -1,8 +1,8 @@
 """The dev MLM loss of a model that ignores context: each token's frequency in the training split.
 
-The ablation tables (docs/ablations.md) compare the sweeps' dev MLM loss with this level (7.06 for the protocol's data:
-the shipped corpus, 64-token sequences, 10% of the paragraphs held out). Add-one smoothing; [CLS]/[SEP] left
-out, as the masking never selects them.
+The ablation tables (docs/ablations.md) compare the sweeps' dev MLM loss with this level (7.06 for the
+protocol's data: the shipped corpus, 64-token sequences, 10% of the paragraphs held out). Add-one smoothing;
+[CLS]/[SEP] left out, as the masking never selects them.
 
     python scripts/mlm_unigram_baseline.py [overrides, e.g. experiment=kernel_size]
 """

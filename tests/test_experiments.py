@@ -111,7 +111,7 @@ def test_grouped_ffn(hydra_compose):
 
 @pytest.mark.parametrize("experiment", sorted(ABLATIONS))
 def test_every_ablation_runs_the_measured_protocol(hydra_compose, experiment):
-    """MLM pretraining (dev MLM loss, fixed dev masks) and two seeds per point: the tables of docs/ablations.md."""
+    """MLM pretraining (dev MLM loss, fixed dev masks) and two seeds per point: docs/ablations.md's tables."""
     assert sweep_params(hydra_compose, experiment)["seed"] == ["0", "1"]
     cfg = hydra_compose([f"experiment={experiment}"])
     assert cfg.task.name == "pretrain_mlm" and cfg.pretrain is None

@@ -693,8 +693,15 @@ def test_our_save_pretrained_accepts_transformers_arguments(pairs, tmp_path):
     _, ours = pairs(MLM)
     ours.save_pretrained(tmp_path, state_dict=ours.state_dict(), is_main_process=True, max_shard_size="20KB",
                          safe_serialization=True)
+    shards = sorted(p.name for p in tmp_path.glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1 and (tmp_path / "model.safetensors.index.json").is_file()
+    assert not (tmp_path / "model.safetensors").exists()
     hf = transformers.ConvBertForMaskedLM.from_pretrained(tmp_path).eval()
     _assert_same(*_run_both(hf, ours, **_inputs(MLM)))
+    again = convbert.ConvBertForMaskedLM.from_pretrained(tmp_path)
+    _assert_same(*_run_both(hf, again, **_inputs(MLM)))
+    ours.save_pretrained(tmp_path)  # a save without sharding replaces the shards, never mixes with them
+    assert sorted(p.name for p in tmp_path.glob("*.safetensors*")) == ["model.safetensors"]
 
 
 def test_from_pretrained_dtype(tmp_path):

@@ -19,12 +19,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from convbert.capture import capturing
+
 _LEVELS = 1 << 16
 
 
 def fast_path(x: torch.Tensor, p: float, training: bool) -> bool:
     """Whether ``x`` takes the CPU eager path (else ``F.dropout``, or nothing when it is a no-op)."""
-    return training and 0.0 < p < 1.0 and x.device.type == "cpu" and not torch.compiler.is_compiling()
+    return training and 0.0 < p < 1.0 and x.device.type == "cpu" and not capturing()
 
 
 def keep_mask(shape: tuple[int, ...], p: float, device: torch.device | str = "cpu") -> torch.Tensor:

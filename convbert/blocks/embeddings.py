@@ -9,6 +9,7 @@ from torch import nn
 
 from convbert.blocks.dropout import Dropout
 from convbert.blocks.linear import Linear
+from convbert.capture import capturing
 from convbert.errors import InputError
 from convbert.hookspecs import hookimpl
 
@@ -79,7 +80,7 @@ def _check_range(ids: torch.Tensor, size: int, what: str, field: str) -> None:
 
     Checked only on the CPU and outside ``torch.compile`` (on an accelerator it would cost a host sync).
     """
-    if ids.device.type != "cpu" or torch.compiler.is_compiling() or ids.numel() == 0:
+    if ids.device.type != "cpu" or capturing() or ids.numel() == 0:
         return
     low, high = int(ids.min()), int(ids.max())
     if low < 0 or high >= size:

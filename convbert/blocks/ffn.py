@@ -16,6 +16,7 @@ from torch.autograd.function import once_differentiable
 from convbert.activations import Activation
 from convbert.blocks import linear as onednn
 from convbert.blocks.linear import Linear
+from convbert.capture import capturing
 from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
 
@@ -133,7 +134,7 @@ class FeedForward(nn.Module):
         hidden = self.up(x)
         down = self.down
         plain = type(down) in (Linear, GroupedLinear) and not (down._forward_hooks or down._forward_pre_hooks)
-        if plain and torch.is_grad_enabled() and hidden.requires_grad and not torch.compiler.is_compiling():
+        if plain and torch.is_grad_enabled() and hidden.requires_grad and not capturing():
             grouped = type(down) is GroupedLinear
             return _ActivationThenLinear.apply(hidden, down.weight, down.bias, self.act.fn, grouped)
         return down(self.act(hidden))

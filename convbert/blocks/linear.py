@@ -20,6 +20,8 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
+from convbert.capture import capturing
+
 
 def _probe() -> bool:
     """Whether oneDNN's linear exists in this build and agrees with ``F.linear`` on a small product."""
@@ -46,7 +48,7 @@ def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     global _AVAILABLE
     if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
         return False
-    if torch.compiler.is_compiling() or torch.is_autocast_enabled("cpu"):
+    if capturing() or torch.is_autocast_enabled("cpu"):
         return False
     if _AVAILABLE is None:
         _AVAILABLE = _probe()

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from convbert.capture import capturing
+
 
 @dataclass
 class SequenceMask:
@@ -29,7 +31,7 @@ class SequenceMask:
         """
         if attention_mask is None:
             return cls()
-        on_cpu = attention_mask.device.type == "cpu" and not torch.compiler.is_compiling()
+        on_cpu = attention_mask.device.type == "cpu" and not capturing()
         if on_cpu and bool(attention_mask.all()):
             return cls()
         keep = attention_mask.bool().to(dtype)  # any non-zero value attends, as transformers 5

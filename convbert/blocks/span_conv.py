@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from convbert.blocks.linear import Linear
 from convbert.blocks.masking import SequenceMask
+from convbert.capture import capturing
 from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
 
@@ -117,7 +118,7 @@ class _DynamicConv(torch.autograd.Function):
 
 def dynamic_conv(value: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """(B, L, heads, head_size) x (B, L, heads, k) -> (B, L, heads, head_size), a per-position kernel."""
-    if torch.compiler.is_compiling():
+    if capturing():
         return shifted_taps(value, kernel.unsqueeze(-2))
     return _DynamicConv.apply(value, kernel)
 

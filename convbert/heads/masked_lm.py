@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from convbert.activations import Activation
 from convbert.blocks.linear import Linear
+from convbert.capture import capturing
 from convbert.hookspecs import hookimpl
 from convbert.outputs import MaskedLMOutput
 
@@ -56,7 +57,7 @@ def vocab_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
 
     Under ``torch.compile`` it is ``F.cross_entropy``, which inductor fuses on its own.
     """
-    if torch.compiler.is_compiling():
+    if capturing():
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1))
     return _VocabCrossEntropy.apply(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
 

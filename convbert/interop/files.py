@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 
@@ -47,6 +48,53 @@ def save_safetensors(state: dict[str, torch.Tensor], path: str | os.PathLike) ->
     """Contiguous, unshared copies (safetensors refuses aliases), written atomically."""
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+
+
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes of ``5`` / ``"20KB"`` / ``"5GiB"``, as transformers reads ``max_shard_size`` (KB = 1000)."""
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B)\s*", str(size).upper())
+    if match is None:
+        raise ValueError(f"max_shard_size={size!r}: give bytes (an int) or a size such as '500MB' or '2GiB'")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def save_weights(state: dict[str, torch.Tensor], directory: str | os.PathLike,
+                 max_shard_size: int | str | None = None) -> None:
+    """``model.safetensors``, or shards of at most ``max_shard_size`` bytes with transformers' index file
+    (``model-00001-of-00003.safetensors`` ..., ``model.safetensors.index.json``); weights files of an earlier
+    save that this one does not rewrite are removed, so a directory never mixes two saves."""
+    directory = Path(directory)
+    limit = parse_size(max_shard_size) if max_shard_size is not None else None
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key, value in state.items():
+        nbytes = value.numel() * value.element_size()
+        if limit is not None and shards[-1] and size + nbytes > limit:
+            shards.append({})
+            size = 0
+        shards[-1][key] = value
+        size += nbytes
+    names = [SAFE_WEIGHTS] if len(shards) == 1 else \
+        [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    directory.mkdir(parents=True, exist_ok=True)
+    keep = {*names, *([SAFE_INDEX] if len(shards) > 1 else [])}
+    earlier = [directory / SAFE_WEIGHTS, directory / SAFE_INDEX, *directory.glob("model-*-of-*.safetensors")]
+    for old in earlier:
+        if old.name not in keep:
+            old.unlink(missing_ok=True)
+    for name, shard in zip(names, shards, strict=True):
+        save_safetensors(shard, directory / name)
+    if len(shards) > 1:
+        total = sum(v.numel() * v.element_size() for v in state.values())
+        index = {"metadata": {"total_size": total},
+                 "weight_map": {k: name for name, shard in zip(names, shards, strict=True) for k in shard}}
+        atomic_write_text(directory / SAFE_INDEX, json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
 def load_state_dict_dir(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Path]:

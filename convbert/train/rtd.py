@@ -127,10 +127,11 @@ class ReplacedTokenDetectionTask(MaskedLanguageModeling):
         tokenizer.save_pretrained(directory.parent / "generator")
 
     def judged(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The tokens the discriminator is asked about: by default not [CLS] and [SEP], which are never replaced,
-        so their answer is known without looking (ELECTRA's loss covers them: ``judge_special_tokens=true``).
-        Left in, they lower the loss and raise the accuracy by what the position alone tells, and the
-        discriminator's dev loss is no longer comparable with the entropy of the replaced share."""
+        """The tokens the discriminator is asked about: by default not [CLS] and [SEP], which are never
+        replaced, so their answer is known without looking (ELECTRA's loss covers them:
+        ``judge_special_tokens=true``). Left in, they lower the loss and raise the accuracy by what the
+        position alone tells, and the dev loss is no longer comparable with the entropy of the replaced
+        share."""
         if self.config.judge_special_tokens:
             return batch["attention_mask"]
         return (batch["attention_mask"].bool() & ~self.special(batch)).to(batch["attention_mask"].dtype)

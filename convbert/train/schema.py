@@ -66,7 +66,7 @@ class ReplacedTokenDetectionTask:
     generator_weight: float = 1.0
     sampling: str = "gumbel"
     temperature: float = 1.0
-    tie_encoder: bool = False  # true: the generator is the discriminator's encoder with an MLM head (divisor 1)
+    tie_encoder: bool = False  # true: the generator is the discriminator's encoder + an MLM head (divisor 1)
     judge_special_tokens: bool = False  # true: ELECTRA's loss over [CLS]/[SEP] too (they are never replaced)
     head: Any = field(default_factory=lambda: {"name": "replaced_token_detection"})
 
