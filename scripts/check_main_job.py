@@ -48,8 +48,10 @@ def run_one(out: Path, name: str, overrides: list[str], env: dict[str, str]) -> 
     run_dir = out / name
     if (run_dir / "summary.json").is_file():  # finished in an earlier call: reuse
         return json.loads((run_dir / "summary.json").read_text())
-    command = ["convbert-train", *overrides, "trainer.progress=false", "pretrain.trainer.progress=false",
-               f"hydra.run.dir={run_dir}"]
+    quiet = ["trainer.progress=false"]
+    if "pretrain=none" not in overrides:
+        quiet.append("pretrain.trainer.progress=false")
+    command = ["convbert-train", *overrides, *quiet, f"hydra.run.dir={run_dir}"]
     started = time.perf_counter()
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
     (out / f"{name}.log").write_text(done.stdout + done.stderr)

@@ -17,7 +17,7 @@ import shutil
 
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from convbert.data import iter_corpus, load_qa, load_sentiment
@@ -327,6 +327,9 @@ def test_slow_equals_fast_on_random_texts(
         text, text_pair = text_pair, text
     if not pair and truncation == "only_second":
         truncation = "only_first"  # (only_second without a pair is an error, tested above)
+    # tok(text, "") outside a batch: a pair for the legacy tokenizer, one text for the Rust one; each of ours
+    # follows its own (test_tokenization_hf.py::test_an_empty_second_text_as_each_reference)
+    assume(not (pair and not batched and text_pair == ""))
     kwargs = dict(
         truncation=truncation,
         max_length=max_length,

@@ -37,9 +37,12 @@ def test_the_main_job_pretrains_then_fine_tunes_and_writes_its_run_directory(tmp
     assert [(s["stage"], s["task"]) for s in summary["stages"]] == [
         ("pretrain", "pretrain_rtd"), ("task", "sequence_classification")]
     assert summary["tokenizer"].startswith("corpus (8192")
-    # the dev accuracy is printed beside the majority-class baseline
-    last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("dev accuracy: ") and "majority_accuracy" in last
+    # the dev accuracy is printed beside the majority-class baseline, then the verdict if it did not learn
+    lines = proc.stdout.strip().splitlines()
+    result = next(line for line in reversed(lines) if line.startswith("dev accuracy: "))
+    assert "majority_accuracy" in result
+    assert ("NOT LEARNED" in proc.stdout) is (summary["learned"] is False)
+    assert "discriminator_prior_entropy" in proc.stdout and "unigram_loss" in proc.stdout
     assert "pretrain: pretrain_rtd" in proc.stderr  # tqdm progress bars
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in records} == {"pretrain", "task"}

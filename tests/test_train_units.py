@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convbert import build_model
+from convbert.errors import ConfigError
 from convbert.train import metrics
 from convbert.train.batching import BatchOrder, collate
 from convbert.train.masking import IGNORE_INDEX, MaskingRule, mask_tokens
@@ -159,6 +160,41 @@ def test_the_generator_is_a_quarter_wide_and_shares_the_embeddings():
     assert out.loss.item() == pytest.approx((out.generator_loss + 50 * out.discriminator_loss).item())
     out.loss.backward()
     assert discriminator.convbert.embeddings.word.weight.grad is not None
+
+
+def test_a_tied_generator_is_the_discriminators_encoder_with_an_mlm_head():
+    training_registry()
+    discriminator = build_model({**TINY, "head": {"name": "replaced_token_detection"}})
+    generator = build_model(generator_composition(TINY, 1))
+    model = ReplacedTokenDetectionModel(discriminator, generator, tie_encoder=True)
+    assert model.generator.convbert is model.discriminator.convbert
+    assert generator.head.decoder.weight is discriminator.convbert.embeddings.word.weight
+    encoder = sum(p.numel() for p in discriminator.convbert.parameters())
+    assert sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()) == \
+        encoder + sum(p.numel() for p in discriminator.head.parameters()) + \
+        sum(p.numel() for n, p in generator.head.named_parameters() if n != "decoder.weight")
+
+
+def test_the_discriminator_is_not_judged_on_cls_and_sep():
+    from types import SimpleNamespace
+
+    from convbert.train.rtd import ReplacedTokenDetectionTask
+
+    tokenizer = SimpleNamespace(cls_token_id=2, sep_token_id=3)
+    batch = {"input_ids": torch.tensor([[2, 7, 8, 3, 9, 3, 0]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1, 0]])}
+    for judge, expected in ((False, [0, 1, 1, 0, 1, 0, 0]), (True, [1, 1, 1, 1, 1, 1, 0])):
+        task = ReplacedTokenDetectionTask.__new__(ReplacedTokenDetectionTask)
+        task.config, task.tokenizer = SimpleNamespace(judge_special_tokens=judge), tokenizer
+        assert task.judged(batch).tolist() == [expected]
+
+
+def test_a_tied_encoder_needs_a_generator_of_the_same_width():
+    from convbert.train.cli import compose_config
+    from convbert.train.schema import check_run
+
+    with pytest.raises(ConfigError, match=r"tie_encoder.*generator_size_divisor=1"):
+        check_run(compose_config(["task=pretrain_rtd", "task.tie_encoder=true"]))
 
 
 @pytest.mark.parametrize("method", ["gumbel", "multinomial"])
