@@ -190,7 +190,8 @@ class ConvBertPreTrainedModel(nn.Module):
 
     def activation_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None,
                                         **kwargs: Any) -> None:
-        self.gradient_checkpointing_enable(gradient_checkpointing_kwargs or kwargs.get("checkpointing_kwargs"))
+        self.gradient_checkpointing_enable(gradient_checkpointing_kwargs
+                                           or kwargs.get("checkpointing_kwargs"))
 
     def activation_checkpointing_disable(self) -> None:
         self.gradient_checkpointing_disable()
@@ -338,7 +339,7 @@ class ConvBertPreTrainedModel(nn.Module):
         """A state dict of this model in either naming -> ours (e.g. what ``transformers.Trainer`` passes
         to ``save_pretrained``, taken from ``state_dict()``)."""
         ours = self.own_state_dict()
-        if not state or any(k in ours for k in state):
+        if not state or not self.config.hf_compatible or any(k in ours for k in state):
             return state
         mapped, unmapped = hf_keys.from_hf(state, self.head_name)
         return {**mapped, **{k: state[k] for k in unmapped}}
@@ -623,13 +624,8 @@ def _accept_hf_names(module: ConvBertPreTrainedModel, state_dict: dict[str, torc
     ours in place; keys in our names pass through."""
     if module._names_from_parent or not module.config.hf_compatible:
         return
-    keys = [k for k in state_dict if k.startswith(prefix)]
-    ours = module.own_state_dict()
-    if not keys or any(k[len(prefix):] in ours for k in keys):
-        return
-    given = {k[len(prefix):]: state_dict.pop(k) for k in keys}
-    mapped, unmapped = hf_keys.from_hf(given, module.head_name)
-    state_dict.update((prefix + k, v) for k, v in {**mapped, **{k: given[k] for k in unmapped}}.items())
+    given = {k[len(prefix):]: state_dict.pop(k) for k in [k for k in state_dict if k.startswith(prefix)]}
+    state_dict.update((prefix + k, v) for k, v in module._own_names(given).items())
 
 
 def _default(value: bool | None, fallback: bool) -> bool:

@@ -191,7 +191,8 @@ def train_with_trainer(model, out, **arguments):
                                           save_strategy="no", learning_rate=1e-3, **arguments)
     g = torch.Generator().manual_seed(0)
     data = [{"input_ids": torch.randint(1, SIZES["vocab_size"], (8,), generator=g),
-             "attention_mask": torch.ones(8, dtype=torch.long), "labels": torch.tensor(i % 3)} for i in range(16)]
+             "attention_mask": torch.ones(8, dtype=torch.long), "labels": torch.tensor(i % 3)}
+            for i in range(16)]
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data)
     trainer.train()
     return trainer, [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -209,7 +210,8 @@ def test_transformers_trainer_trains_ours_as_theirs(saved, tmp_path, checkpointi
     # save_model: Trainer writes config.json only for a transformers.PreTrainedModel (see DIFFERENCES); the
     # weights it writes are in transformers' names and load with the model's config
     trainer.save_model(tmp_path / "saved")
-    reloaded = convbert.ConvBertForSequenceClassification.from_pretrained(tmp_path / "saved", config=ours.config)
+    reloaded = convbert.ConvBertForSequenceClassification.from_pretrained(tmp_path / "saved",
+                                                                          config=ours.config)
     x = inputs(name)
     torch.testing.assert_close(reloaded(**x).logits, ours.eval()(**x).logits)
 

@@ -32,7 +32,6 @@ class Diverged(Exception):
 
     def __init__(self, step: int, loss: float) -> None:
         super().__init__(f"the training loss became {loss} at step {step}")
-        self.step = step
 
 
 class Interrupted(Exception):
@@ -138,7 +137,7 @@ def optimizer_step(run: StageRun, model: torch.nn.Module, batch: dict[str, torch
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
     if not torch.isfinite(grad_norm):  # the same on every process: DDP has averaged the gradients
         optimizer.zero_grad(set_to_none=True)
-        raise Diverged(run_step(scheduler) + 1, loss.detach().item())
+        raise Diverged(scheduler.last_epoch + 1, loss.detach().item())  # the scheduler counts the updates
     optimizer.step()
     scheduler.step()
     return {"loss": loss.detach().item(), **logs}, float(grad_norm)
@@ -147,11 +146,6 @@ def optimizer_step(run: StageRun, model: torch.nn.Module, batch: dict[str, torch
 def _length(ids: list) -> int:
     """Tokens of an example (of its longest choice, for multiple choice)."""
     return max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
-
-
-def run_step(scheduler: Any) -> int:
-    """The number of updates made so far (the scheduler counts them)."""
-    return scheduler.last_epoch
 
 
 def train(run: StageRun) -> dict[str, Any]:
