@@ -56,3 +56,21 @@ def test_python_dash_m_and_the_console_script_share_the_entry_point():
     from convbert.train import cli as cli_module
 
     assert __main__.main is cli_module.main
+
+
+def test_the_readme_command_line_examples_train(tmp_path):
+    """Every single-run `convbert-train` line of README's "Swapping a block", as written, on a tiny budget."""
+    import shlex
+
+    from convbert.train.cli import compose_config
+    from convbert.train.job import run
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Swapping a block", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line.split("#")[0])[1:] for line in block.splitlines()
+                if line.startswith("convbert-train ") and " -m " not in line]
+    assert len(commands) == 2
+    tiny = ["pretrain=none", "trainer.max_steps=1", "data.max_examples=8", "data.max_dev_examples=8",
+            "trainer.progress=false"]
+    for n, args in enumerate(commands):
+        assert run(compose_config([*args, *tiny]), tmp_path / str(n)) is not None, args
