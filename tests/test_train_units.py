@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 
 from convbert import build_model
 from convbert.errors import ConfigError
+from convbert.labels import IGNORE_INDEX
 from convbert.train import metrics
 from convbert.train.batching import BatchOrder, collate
-from convbert.train.masking import IGNORE_INDEX, MaskingRule, mask_tokens
+from convbert.train.masking import MaskingRule, mask_tokens
 from convbert.train.model_config import generator_composition
 from convbert.train.rtd import ReplacedTokenDetectionModel, sample
 from convbert.train.tasks import training_registry

@@ -13,9 +13,9 @@ from convbert.activations import Activation
 from convbert.blocks.linear import Linear
 from convbert.capture import capturing
 from convbert.hookspecs import hookimpl
+from convbert.labels import IGNORE_INDEX
 from convbert.outputs import MaskedLMOutput
 
-IGNORE_INDEX = -100
 _CHUNK_ELEMENTS = 1 << 24  # rows of logits handled at once when computing the log-sum-exp (64 MB in fp32)
 
 

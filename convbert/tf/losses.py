@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from convbert.labels import IGNORE_INDEX
 from convbert.tf.backend import keras, ops
 
-IGNORE_INDEX = -100
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = -100
+from convbert.labels import IGNORE_INDEX
 
 
 class BatchOrder:

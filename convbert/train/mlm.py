@@ -14,8 +14,9 @@ from typing import Any
 import torch
 
 from convbert.data.splits import stable_key
+from convbert.labels import IGNORE_INDEX
 from convbert.train.datasets import load_paragraphs
-from convbert.train.masking import IGNORE_INDEX, MaskingRule, mask_tokens
+from convbert.train.masking import MaskingRule, mask_tokens
 from convbert.train.model_config import embedding_width, vocab_size
 from convbert.train.tasks import Features, Task
 

@@ -17,10 +17,10 @@ from torch import nn
 
 from convbert.errors import ConfigError
 from convbert.interop.files import load_state_dict_dir
+from convbert.labels import IGNORE_INDEX
 from convbert.modeling import ConvBertForMaskedLM, ConvBertWithHead, build_model
 from convbert.outputs import ModelOutput
 from convbert.train import metrics
-from convbert.train.masking import IGNORE_INDEX
 from convbert.train.mlm import DEV_MASK_SEED, MaskedLanguageModeling
 from convbert.train.model_config import generator_composition, with_head
 

@@ -19,10 +19,11 @@ from convbert.config import ConvBertConfig
 from convbert.data import SENTIMENT_LABELS, TOKEN_LABELS
 from convbert.errors import ConfigError
 from convbert.interop.files import load_state_dict_dir
+from convbert.labels import IGNORE_INDEX
 from convbert.modeling import HEAD_CLASSES
 from convbert.registry import Registry
 from convbert.train import metrics
-from convbert.train.batching import IGNORE_INDEX, collate
+from convbert.train.batching import collate
 from convbert.train.datasets import load_records
 
 Features = list[dict[str, Any]]
