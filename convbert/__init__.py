@@ -1,5 +1,6 @@
 """convbert: ConvBERT as one composition of swappable, registered blocks, with Hugging Face's API."""
 
+from convbert.blocks.head_layout import head_layout
 from convbert.composition import normalize_composition
 from convbert.config import ConvBertConfig
 from convbert.errors import (
@@ -36,5 +37,5 @@ __all__ = [
     "ConvBertForTokenClassification", "ConvBertModel", "ConvBertPreTrainedModel", "ConvBertTokenizer",
     "ConvBertTokenizerFast", "ConvBertWithHead", "DuplicateBlockError", "InputError", "NotExpressibleError",
     "PluginError", "Registry", "UnknownBlockError",
-    "build_model", "hookimpl", "list_blocks", "normalize_composition",
+    "build_model", "head_layout", "hookimpl", "list_blocks", "normalize_composition",
 ]

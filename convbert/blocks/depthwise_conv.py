@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from convbert.blocks.head_layout import head_layout
 from convbert.blocks.masking import SequenceMask
 from convbert.blocks.span_conv import shifted_taps
 from convbert.errors import ConfigError
@@ -48,8 +49,7 @@ class ValueConv(nn.Module):
                 f"got {params.kernel_size}"
             )
         hidden = ctx.hidden_size
-        heads = params.num_heads or (hidden // params.head_size if params.head_size else 1)
-        size = params.head_size or hidden // heads
+        heads, size = head_layout(params.num_heads, params.head_size, hidden)
         if heads < 1 or size < 1:
             raise ConfigError(f"{ctx.path}: num_heads ({heads}) and head_size ({size}) must be >= 1")
         self.num_heads, self.head_size, self.kernel_size = heads, size, params.kernel_size

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from convbert.blocks import dropout as fast_dropout
+from convbert.blocks.head_layout import head_layout
 from convbert.blocks.linear import Linear, linear
 from convbert.blocks.masking import SequenceMask
 from convbert.hookspecs import hookimpl
@@ -73,8 +74,7 @@ class SelfAttention(nn.Module):
     def __init__(self, params: SelfAttentionParams, ctx) -> None:
         super().__init__()
         hidden = ctx.hidden_size
-        heads = params.num_heads or (hidden // params.head_size if params.head_size else 1)
-        size = params.head_size or hidden // heads
+        heads, size = head_layout(params.num_heads, params.head_size, hidden)
         self.num_heads, self.head_size = heads, size
         self.output_size = heads * size
         self.dropout = params.dropout

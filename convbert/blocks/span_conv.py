@@ -22,6 +22,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
+from convbert.blocks.head_layout import head_layout
 from convbert.blocks.linear import Linear
 from convbert.blocks.masking import SequenceMask
 from convbert.capture import capturing
@@ -138,8 +139,7 @@ class SpanConv(nn.Module):
                 f"{ctx.path}.kernel_input: {params.kernel_input!r} is not one of {KERNEL_INPUTS}"
             )
         hidden = ctx.hidden_size
-        heads = params.num_heads or (hidden // params.head_size if params.head_size else 1)
-        size = params.head_size or hidden // heads
+        heads, size = head_layout(params.num_heads, params.head_size, hidden)
         self.num_heads, self.head_size, self.kernel_size = heads, size, params.kernel_size
         self.output_size = width = heads * size
         self.kernel_input = params.kernel_input

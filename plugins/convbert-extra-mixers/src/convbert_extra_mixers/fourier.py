@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from convbert import head_layout
 from convbert.blocks.masking import SequenceMask
 from convbert.errors import ConfigError
 from torch import nn
@@ -51,8 +52,7 @@ class FourierMixer(nn.Module):
     def __init__(self, params: FourierParams, ctx) -> None:
         super().__init__()
         hidden = ctx.hidden_size
-        heads = params.num_heads or (hidden // params.head_size if params.head_size else 1)
-        size = params.head_size or hidden // heads
+        heads, size = head_layout(params.num_heads, params.head_size, hidden)
         self.output_size = heads * size
         if not params.project and self.output_size != hidden:
             raise ConfigError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from convbert import head_layout
 from convbert.blocks.masking import SequenceMask
 from torch import nn
 from torch.nn import functional as F
@@ -28,8 +29,7 @@ class LinearAttention(nn.Module):
     def __init__(self, params: LinearAttentionParams, ctx) -> None:
         super().__init__()
         hidden = ctx.hidden_size
-        heads = params.num_heads or (hidden // params.head_size if params.head_size else 1)
-        size = params.head_size or hidden // heads
+        heads, size = head_layout(params.num_heads, params.head_size, hidden)
         self.num_heads, self.head_size, self.eps = heads, size, params.eps
         self.output_size = heads * size
         self.query = nn.Linear(hidden, self.output_size)
