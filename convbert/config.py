@@ -51,8 +51,6 @@ EXTRA_DEFAULTS: dict[str, Any] = {
     "conv_mask_padding": False,
     "composition": None,
 }
-HEAD_NAMES = ("masked_lm", "sequence_classification", "token_classification", "question_answering",
-              "multiple_choice")
 _IGNORED_KEYS = {"model_type", "transformers_version", "_name_or_path", "name_or_path", "torch_dtype",
                  "num_labels"}
 # The transformers version whose ConvBertConfig this mirrors, written to config.json as transformers does.
@@ -225,26 +223,16 @@ class ConvBertConfig:
         }
 
     def head_node(self, head: str) -> dict[str, Any]:
-        """The head block node for one of the Hugging Face task classes, from the flat fields."""
-        dropout = self.classifier_dropout if self.classifier_dropout is not None else self.hidden_dropout_prob
-        if head == "masked_lm":
-            return {"name": head, "vocab_size": self.vocab_size, "embedding_size": self.embedding_size,
-                    "tie_word_embeddings": bool(self.tie_word_embeddings)}
-        if head == "sequence_classification":
-            return {"name": head, "num_labels": self.num_labels, "activation": self.hidden_act,
-                    "dropout": float(dropout), "problem_type": self.problem_type}
-        if head == "token_classification":
-            return {"name": head, "num_labels": self.num_labels, "dropout": float(dropout)}
-        if head == "question_answering":
-            return {"name": head, "num_labels": self.num_labels}
-        if head == "multiple_choice":
-            node = {"name": head, "num_labels": self.num_labels}
-            for key in ("summary_type", "summary_use_proj", "summary_proj_to_labels", "summary_activation",
-                        "summary_first_dropout", "summary_last_dropout"):
-                if hasattr(self, key):
-                    node[key] = getattr(self, key)
-            return node
-        raise ConfigError(f"unknown head {head!r}; the Hugging Face task heads are {', '.join(HEAD_NAMES)}")
+        """The head block node for one of the Hugging Face task heads, from the flat fields (each registered
+        head says how: ``from_config``)."""
+        from convbert.registry import Registry
+
+        heads = Registry.default().specs["head"]
+        spec = heads.get(head)
+        if spec is None or spec.from_config is None:
+            flat = sorted(name for name, s in heads.items() if s.from_config is not None)
+            raise ConfigError(f"unknown head {head!r}; the Hugging Face task heads are {', '.join(flat)}")
+        return {"name": head, **spec.from_config(self)}
 
     def to_composition(self, head: str | None = None) -> dict[str, Any]:
         """The composition that builds the same model (with the named task head, if any)."""

@@ -580,11 +580,15 @@ class ConvBertForMultipleChoice(ConvBertWithHead):
         return self._finish(out, encoded, return_dict)
 
 
-HEAD_CLASSES: dict[str, type[ConvBertWithHead]] = {
-    cls.head_name: cls
-    for cls in (ConvBertForMaskedLM, ConvBertForSequenceClassification, ConvBertForTokenClassification,
-                ConvBertForQuestionAnswering, ConvBertForMultipleChoice)
-}
+def task_class_for(head: str) -> type[ConvBertWithHead]:
+    """The class that fixes ``head`` (``ConvBertFor*``, or a plugin's subclass), else the generic one."""
+    pending = list(ConvBertWithHead.__subclasses__())
+    while pending:
+        cls = pending.pop(0)  # breadth first: the built-in classes before subclasses of them
+        if cls.__dict__.get("head_name") == head:
+            return cls
+        pending += cls.__subclasses__()
+    return ConvBertWithHead
 
 
 def build_model(composition: dict | Any, registry: Registry | None = None) -> ConvBertPreTrainedModel:
@@ -598,8 +602,7 @@ def build_model(composition: dict | Any, registry: Registry | None = None) -> Co
     if head is None:
         return ConvBertModel(composition=composition, registry=registry)
     name = head if isinstance(head, str) else head.get("name")
-    cls = HEAD_CLASSES.get(name, ConvBertWithHead)
-    return cls(composition=composition, registry=registry)
+    return task_class_for(name)(composition=composition, registry=registry)
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""The block registry: kind -> name -> BlockSpec, filled by pluggy plugins.
+"""The registry: blocks (kind -> name -> BlockSpec) and training tasks (name -> TaskSpec), filled by plugins.
 
-Built-in blocks are plugins like any other: ``convbert/blocks/*`` and ``convbert/heads/*`` implement the
-``convbert_register_blocks`` hook and load first. Then every installed distribution's entry points in group
-``convbert`` load (skipped when ``CONVBERT_DISABLE_PLUGIN_AUTOLOAD=1``), then modules a composition names
-under ``plugins:``. Registration never depends on the user importing the right module.
+Built-ins are plugins like any other: every module of ``convbert.blocks``, ``convbert.heads`` and
+``convbert.train.tasks`` that implements the ``convbert_register_blocks`` hook is found by a scan of those
+packages and loads first, so a new built-in is one new module (plus its YAML) and no list. Then every
+installed distribution's entry points in group ``convbert`` load (skipped when
+``CONVBERT_DISABLE_PLUGIN_AUTOLOAD=1``), then modules a composition names under ``plugins:``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import difflib
 import importlib
 import os
+import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -19,39 +21,18 @@ from typing import Any
 
 import pluggy
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from convbert import hookspecs
+from convbert.checking import check_dataclass
 from convbert.errors import ConfigError, DuplicateBlockError, PluginError, UnknownBlockError
 
 KINDS = ("embedding", "mixer", "ffn", "layer", "head")
 ENTRY_POINT_GROUP = "convbert"
 DISABLE_AUTOLOAD_ENV = "CONVBERT_DISABLE_PLUGIN_AUTOLOAD"
 
-BUILTIN_PLUGINS = (
-    "convbert.blocks.embeddings",
-    "convbert.blocks.self_attention",
-    "convbert.blocks.span_conv",
-    "convbert.blocks.depthwise_conv",
-    "convbert.blocks.lightweight_conv",
-    "convbert.blocks.dynamic_conv",
-    "convbert.blocks.mixed",
-    "convbert.blocks.ffn",
-    "convbert.blocks.layer",
-    "convbert.heads.masked_lm",
-    "convbert.heads.classification",
-    "convbert.heads.question_answering",
-    "convbert.heads.multiple_choice",
-    "convbert.heads.replaced_token_detection",
-)
-
-# Blocks that live in the separately installable packages under plugins/: named in the unknown-block
-# error so that a user who lacks the package learns which one to install.
-_EXTRA_MIXERS = "convbert-extra-mixers (pip install ./plugins/convbert-extra-mixers)"
-KNOWN_EXTERNAL_BLOCKS: dict[tuple[str, str], str] = {
-    ("mixer", "fourier"): _EXTRA_MIXERS,
-    ("mixer", "linear_attention"): _EXTRA_MIXERS,
-}
+# Scanned for modules implementing the hook: the built-in blocks, task heads and training tasks.
+BUILTIN_PACKAGES = ("convbert.blocks", "convbert.heads", "convbert.train.tasks")
+HOOK = "convbert_register_blocks"
 
 
 @dataclass(frozen=True)
@@ -67,6 +48,10 @@ class BlockSpec:
     version: str | None = None
     description: str = ""
     example: dict | None = None  # a node the contract suite builds (defaults when None)
+    # Heads only, for Hugging Face's flat config.json: param -> the field it is saved in, and the head node
+    # from_pretrained rebuilds from a ConvBertConfig. A head without ``from_config`` saves its node whole.
+    config_fields: Mapping[str, str] | None = None
+    from_config: Callable[[Any], dict[str, Any]] | None = None
 
     def defaults(self) -> dict[str, Any]:
         """The parameters with their defaults (MISSING for required ones), for listings and docs."""
@@ -81,6 +66,18 @@ class BlockSpec:
         return out
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """One training task: ``task`` is its class (``convbert.train.tasks.base.Task``), which carries the config
+    schema, the data it reads, its head, model class, metric and baseline."""
+
+    name: str
+    task: type
+    provider: str
+    distribution: str | None = None
+    version: str | None = None
+
+
 def _closest_first(name: str, candidates: Iterable[str]) -> list[str]:
     candidates = sorted(candidates)
     close = difflib.get_close_matches(name, candidates, n=len(candidates), cutoff=0.0)
@@ -92,6 +89,7 @@ class Registry:
     """Blocks by kind and name. ``Registry.default()`` is the process-wide one with every plugin loaded."""
 
     specs: dict[str, dict[str, BlockSpec]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)
     config_dirs: list[str] = field(default_factory=list)  # plugins' Hydra config dirs, for the search path
     _provider: tuple[str, str | None, str | None] = ("<direct>", None, None)
     _pm: pluggy.PluginManager | None = None
@@ -103,7 +101,7 @@ class Registry:
         if _DEFAULT is None:
             registry = cls()
             registry.load_builtins()
-            if os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip() not in ("1", "true", "yes"):
+            if not _autoload_disabled():
                 registry.load_entry_points()
             _DEFAULT = registry
         return _DEFAULT
@@ -125,10 +123,13 @@ class Registry:
         params: type,
         description: str = "",
         example: dict | None = None,
+        config_fields: Mapping[str, str] | None = None,
+        from_config: Callable[[Any], dict[str, Any]] | None = None,
     ) -> BlockSpec:
         """Add a block. ``params`` must be a dataclass: its fields are the block's config keys.
 
         ``example``: parameters the contract suite (``convbert.testing``) builds the block with.
+        ``config_fields`` / ``from_config`` (heads): how the head lives in Hugging Face's flat config.json.
         """
         if kind not in self.specs:
             raise ConfigError(
@@ -141,15 +142,27 @@ class Registry:
         provider, dist, version = self._provider
         existing = self.specs[kind].get(name)
         if existing is not None:
-            raise DuplicateBlockError(
-                f"{kind} block {name!r} is registered twice: by {existing.provider}"
-                f"{_dist_suffix(existing.distribution)} and by {provider}{_dist_suffix(dist)}. "
-                "Rename one of them or uninstall one of the two plugins."
-            )
-        spec = BlockSpec(
-            kind, name, factory, params, provider, dist, version, description or _doc(factory), example
-        )
+            raise _registered_twice(f"{kind} block {name!r}", existing, provider, dist)
+        spec = BlockSpec(kind, name, factory, params, provider, dist, version, description or _doc(factory),
+                         example, config_fields, from_config)
         self.specs[kind][name] = spec
+        return spec
+
+    def register_task(self, task: type) -> TaskSpec:
+        """Add a training task: a subclass of ``convbert.train.tasks.base.Task`` with its ``name`` set.
+        ``convbert-train task=<its option>`` then trains it (the option is a ``conf/task/*.yaml``)."""
+        name = getattr(task, "name", None)
+        provider, dist, version = self._provider
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"task {task!r} from {provider}: set the class attribute `name`")
+        missing = [a for a in ("config_class", "data_name", "data_class") if getattr(task, a, None) is None]
+        if missing:
+            raise PluginError(f"task {name!r} from {provider}: set {', '.join(missing)}")
+        existing = self.tasks.get(name)
+        if existing is not None:
+            raise _registered_twice(f"task {name!r}", existing, provider, dist)
+        spec = TaskSpec(name, task, provider, dist, version)
+        self.tasks[name] = spec
         return spec
 
     def add_config_dir(self, path: str | os.PathLike) -> None:
@@ -197,8 +210,13 @@ class Registry:
                     self._provider = ("<direct>", None, None)
 
     def load_builtins(self) -> None:
-        for module_name in BUILTIN_PLUGINS:
-            self.register_plugin(importlib.import_module(module_name), module_name, distribution="convbert")
+        """Register every module of the built-in packages that implements the hook (no list to keep)."""
+        for package_name in BUILTIN_PACKAGES:
+            package = importlib.import_module(package_name)
+            for info in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
+                module = importlib.import_module(info.name)
+                if hasattr(module, HOOK):
+                    self.register_plugin(module, info.name, distribution="convbert")
 
     def load_entry_points(self) -> None:
         """Load every installed distribution's entry points in group ``convbert``."""
@@ -235,16 +253,24 @@ class Registry:
         spec = self.specs[kind].get(name)
         if spec is None:
             where = f" at {path}" if path else ""
-            hint = ""
-            if (kind, name) in KNOWN_EXTERNAL_BLOCKS:
-                hint = (
-                    f" {kind} {name!r} is provided by the plugin package "
-                    f"{KNOWN_EXTERNAL_BLOCKS[kind, name]}."
-                )
             listed = ", ".join(_closest_first(str(name), self.specs[kind])) or "(none)"
             raise UnknownBlockError(
-                f"unknown {kind} block {name!r}{where}.{hint} Registered {kind} blocks (closest first): "
-                f"{listed}. Install the plugin that provides it or list its module under `plugins:`."
+                f"unknown {kind} block {name!r}{where}. Registered {kind} blocks (closest first): "
+                f"{listed}. {_plugins_line(self)} Install the plugin that provides it or list its module "
+                "under `plugins:`."
+            )
+        return spec
+
+    def task(self, name: str, path: str = "task.name") -> TaskSpec:
+        spec = self.tasks.get(name)
+        if spec is None:
+            listed = ", ".join(_closest_first(str(name), self.tasks)) or "(none)"
+            close = difflib.get_close_matches(str(name), list(self.tasks), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownBlockError(
+                f"{path}: unknown task {name!r}.{hint} Registered tasks (closest first): {listed}. "
+                f"{_plugins_line(self)} Choose one with task=<option> (the files in conf/task), or install "
+                "the plugin that provides it."
             )
         return spec
 
@@ -270,29 +296,37 @@ class Registry:
 
 
 def parse_params(spec: BlockSpec, values: Mapping[str, Any], path: str) -> Any:
-    """Type-check ``values`` against ``spec.params`` with OmegaConf; errors name the key and the fix."""
-    valid = [f.name for f in dataclasses.fields(spec.params)]
-    unknown = [k for k in values if k not in valid]
-    if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(key, valid, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"{path}.{key}: unknown key for {spec.kind} block {spec.name!r}.{hint} "
-            f"Valid keys: {', '.join(valid)}"
-        )
-    try:
-        schema = OmegaConf.structured(spec.params)
-        merged = OmegaConf.merge(schema, values)
-        return OmegaConf.to_object(merged)
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
-        expected = ""
-        for f in dataclasses.fields(spec.params):
-            if f.name == str(key).split(".")[0]:
-                expected = f" (expected {getattr(f.type, '__name__', f.type)})"
-        msg = str(exc).splitlines()[0]
-        raise ConfigError(f"{path}.{key}: {msg}{expected} in {spec.kind} block {spec.name!r}") from exc
+    """Type-check ``values`` against ``spec.params``; errors name the key and the fix."""
+    return check_dataclass(spec.params, values, path, owner=f"{spec.kind} block {spec.name!r}")
+
+
+def plugin_distributions() -> list[str]:
+    """The installed distributions that declare ``convbert`` entry points (third-party plugins)."""
+    return sorted({ep.dist.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.dist})
+
+
+def _plugins_line(registry: Registry) -> str:
+    """Which installed distributions provide plugins, and which of them this registry has not loaded."""
+    found = plugin_distributions()
+    if not found:
+        return "No plugin distributions are installed."
+    loaded = {s.distribution for kind in registry.specs.values() for s in kind.values()}
+    loaded |= {s.distribution for s in registry.tasks.values()}
+    unloaded = [d for d in found if d not in loaded]
+    why = "CONVBERT_DISABLE_PLUGIN_AUTOLOAD is set" if _autoload_disabled() else "not in this registry"
+    off = f" (not loaded: {', '.join(unloaded)}; {why})" if unloaded else ""
+    return f"Installed plugin distributions: {', '.join(found)}{off}."
+
+
+def _autoload_disabled() -> bool:
+    return os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip() in ("1", "true", "yes")
+
+
+def _registered_twice(what: str, existing: BlockSpec | TaskSpec, provider: str,
+                      dist: str | None) -> DuplicateBlockError:
+    return DuplicateBlockError(
+        f"{what} is registered twice: by {existing.provider}{_dist_suffix(existing.distribution)} and by "
+        f"{provider}{_dist_suffix(dist)}. Rename one of them or uninstall one of the two plugins.")
 
 
 def _dist_suffix(dist: str | None) -> str:

@@ -19,7 +19,8 @@ from convbert.registry import Registry
 from convbert.train import schema
 from convbert.train.cli import CONF_DIR, prepare_overrides
 from convbert.train.model_config import count_parameters, generator_composition, model_composition, with_head
-from convbert.train.tasks import make_task, training_registry
+from convbert.train.tasks import make_task
+from convbert.train.tasks.base import training_registry
 
 REPO = Path(__file__).resolve().parent.parent
 BLOCK_GROUPS = ("embedding", "mixer", "ffn", "layer", "head")
@@ -106,8 +107,8 @@ def test_every_task_composes_with_its_data_and_builds(hydra_compose, option):
     cfg = hydra_compose([f"task={option}", *TINY_DIMS])
     _, stages = schema.check_run(cfg)
     stage = stages[-1]
-    assert stage.data.name == schema.TASK_DATA[stage.task.name]
-    if stage.task.name in schema.PRETRAINING_TASKS:
+    assert stage.data.name == Registry.default().task(stage.task.name).task.data_name
+    if stage.task.name in schema.pretraining_tasks():
         assert len(stages) == 1, "a pretraining task runs without a pretrain stage"
     training_registry()
     module = make_task(stage.task, tokenizer=_FakeTokenizer()).build(model_composition(cfg.model))

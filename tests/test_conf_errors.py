@@ -12,7 +12,8 @@ from convbert.errors import ConfigError
 from convbert.train import schema
 from convbert.train.cli import compose_config, prepare_overrides
 from convbert.train.model_config import model_composition
-from convbert.train.tasks import make_task, training_registry
+from convbert.train.tasks import make_task
+from convbert.train.tasks.base import training_registry
 
 
 def check(overrides: list[str]) -> None:

@@ -111,9 +111,14 @@ def test_plugin_config_dir_reaches_hydra(plugin_registry: Registry, tmp_path: Pa
         assert node == {"name": path.stem, **plugin_registry.get("mixer", path.stem).defaults()}
 
 
-def test_an_uninstalled_plugin_block_names_its_package(fresh_registry: Registry) -> None:
-    with pytest.raises(UnknownBlockError, match=r"provided by the plugin package convbert-extra-mixers \("):
+def test_an_unknown_block_names_the_installed_plugin_distributions(fresh_registry: Registry) -> None:
+    """Core names no plugin's blocks: the error lists what is registered and which installed distributions
+    provide plugins (here one this registry did not load)."""
+    with pytest.raises(UnknownBlockError) as info:
         build_model(tiny({"name": "fourier"}), registry=fresh_registry)
+    message = str(info.value)
+    assert "Registered mixer blocks (closest first): " in message and "span_conv" in message
+    assert "plugin distributions: convbert-extra-mixers (not loaded: convbert-extra-mixers" in message
 
 
 def write_broken_distribution(root: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from convbert.train.cli import compose_config
 from convbert.train.job import format_summary, run
-from convbert.train.tasks import SequenceClassification
+from convbert.train.tasks.sequence_classification import SequenceClassification
 
 QUICK = ["pretrain=none", "trainer.progress=false", "data.max_examples=1024", "data.max_dev_examples=400"]
 

@@ -12,10 +12,10 @@ from convbert.errors import ConfigError
 from convbert.labels import IGNORE_INDEX
 from convbert.train import metrics
 from convbert.train.batching import BatchOrder, collate
-from convbert.train.masking import MaskingRule, mask_tokens
 from convbert.train.model_config import generator_composition
-from convbert.train.rtd import ReplacedTokenDetectionModel, sample
-from convbert.train.tasks import training_registry
+from convbert.train.tasks.base import training_registry
+from convbert.train.tasks.replaced_token_detection import ReplacedTokenDetectionModel, sample
+from convbert.train.token_masking import MaskingRule, mask_tokens
 from convbert.train.vocabulary import corpus_vocabulary, shipped_tokenizer
 
 TINY = {"hidden_size": 32, "num_layers": 1,
@@ -179,13 +179,13 @@ def test_a_tied_generator_is_the_discriminators_encoder_with_an_mlm_head():
 def test_the_discriminator_is_not_judged_on_cls_and_sep():
     from types import SimpleNamespace
 
-    from convbert.train.rtd import ReplacedTokenDetectionTask
+    from convbert.train.tasks.replaced_token_detection import ReplacedTokenDetection
 
     tokenizer = SimpleNamespace(cls_token_id=2, sep_token_id=3)
     batch = {"input_ids": torch.tensor([[2, 7, 8, 3, 9, 3, 0]]),
              "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1, 0]])}
     for judge, expected in ((False, [0, 1, 1, 0, 1, 0, 0]), (True, [1, 1, 1, 1, 1, 1, 0])):
-        task = ReplacedTokenDetectionTask.__new__(ReplacedTokenDetectionTask)
+        task = ReplacedTokenDetection.__new__(ReplacedTokenDetection)
         task.config, task.tokenizer = SimpleNamespace(judge_special_tokens=judge), tokenizer
         assert task.judged(batch).tolist() == [expected]
 
@@ -211,7 +211,7 @@ def _qa_task(doc_stride, max_question_length=16):
     from types import SimpleNamespace
 
     from convbert.tokenization_fast import ConvBertTokenizerFast
-    from convbert.train.tasks import QuestionAnswering
+    from convbert.train.tasks.question_answering import QuestionAnswering
 
     config = SimpleNamespace(name="question_answering", max_answer_length=30, doc_stride=doc_stride,
                              max_question_length=max_question_length)

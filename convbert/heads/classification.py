@@ -13,6 +13,13 @@ from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
 from convbert.outputs import SequenceClassifierOutput, TokenClassifierOutput
 
+
+def classifier_dropout(config) -> float:
+    """Hugging Face's rule: ``classifier_dropout``, or the hidden dropout when it is unset."""
+    dropout = config.classifier_dropout
+    return float(dropout if dropout is not None else config.hidden_dropout_prob)
+
+
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
 
@@ -93,6 +100,14 @@ class TokenClassificationHead(nn.Module):
 @hookimpl
 def convbert_register_blocks(registry) -> None:
     registry.register(
-        "head", "sequence_classification", SequenceClassificationHead, SequenceClassificationParams
+        "head", "sequence_classification", SequenceClassificationHead, SequenceClassificationParams,
+        config_fields={"num_labels": "num_labels", "dropout": "classifier_dropout",
+                       "problem_type": "problem_type"},
+        from_config=lambda c: {"num_labels": c.num_labels, "activation": c.hidden_act,
+                               "dropout": classifier_dropout(c), "problem_type": c.problem_type},
     )
-    registry.register("head", "token_classification", TokenClassificationHead, TokenClassificationParams)
+    registry.register(
+        "head", "token_classification", TokenClassificationHead, TokenClassificationParams,
+        config_fields={"num_labels": "num_labels", "dropout": "classifier_dropout"},
+        from_config=lambda c: {"num_labels": c.num_labels, "dropout": classifier_dropout(c)},
+    )

@@ -108,4 +108,9 @@ class MaskedLMHead(nn.Module):
 
 @hookimpl
 def convbert_register_blocks(registry) -> None:
-    registry.register("head", "masked_lm", MaskedLMHead, MaskedLMParams)
+    registry.register(
+        "head", "masked_lm", MaskedLMHead, MaskedLMParams,
+        config_fields={"tie_word_embeddings": "tie_word_embeddings"},
+        from_config=lambda c: {"vocab_size": c.vocab_size, "embedding_size": c.embedding_size,
+                               "tie_word_embeddings": bool(c.tie_word_embeddings)},
+    )

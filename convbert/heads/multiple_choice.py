@@ -16,6 +16,11 @@ from convbert.outputs import MultipleChoiceModelOutput
 SUMMARY_TYPES = ("last", "first", "mean", "cls_index")  # cls_index without an index: the last, as HF
 
 
+# Hugging Face's sequence-summary settings, saved in config.json under their own names.
+SUMMARY_KEYS = ("summary_type", "summary_use_proj", "summary_proj_to_labels", "summary_activation",
+                "summary_first_dropout", "summary_last_dropout")
+
+
 @dataclass
 class MultipleChoiceParams:
     # Hugging Face's ConvBERT config has no summary_type, so its SequenceSummary takes the *last* position,
@@ -67,4 +72,7 @@ class MultipleChoiceHead(nn.Module):
 
 @hookimpl
 def convbert_register_blocks(registry) -> None:
-    registry.register("head", "multiple_choice", MultipleChoiceHead, MultipleChoiceParams)
+    registry.register("head", "multiple_choice", MultipleChoiceHead, MultipleChoiceParams,
+                      config_fields={"num_labels": "num_labels", **{k: k for k in SUMMARY_KEYS}},
+                      from_config=lambda c: {"num_labels": c.num_labels,
+                                             **{k: getattr(c, k) for k in SUMMARY_KEYS if hasattr(c, k)}})

@@ -51,4 +51,6 @@ class QuestionAnsweringHead(nn.Module):
 
 @hookimpl
 def convbert_register_blocks(registry) -> None:
-    registry.register("head", "question_answering", QuestionAnsweringHead, QuestionAnsweringParams)
+    registry.register("head", "question_answering", QuestionAnsweringHead, QuestionAnsweringParams,
+                      config_fields={"num_labels": "num_labels"},
+                      from_config=lambda c: {"num_labels": c.num_labels})

@@ -15,20 +15,19 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from convbert.errors import ConfigError, ConvBertError
+from convbert.paths import CONF_DIR
 from convbert.train.distributed import init_distributed, launched_by_torchrun
-from convbert.train.schema import RunSchema
+from convbert.train.schema import RunConfig
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 NODES = ("model", "task", "data", "trainer", "pretrain")
 GROUPS = ("model", "task", "data", "trainer", "pretrain", "experiment",
           "embedding", "mixer", "ffn", "layer", "head")
-TOP_LEVEL = tuple(f for f in RunSchema.__dataclass_fields__ if f not in NODES)
+TOP_LEVEL = tuple(f for f in RunConfig.__dataclass_fields__ if f not in NODES)
 STAMP_ENV = "CONVBERT_RUN_STAMP"
 
 

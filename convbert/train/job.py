@@ -35,7 +35,7 @@ from convbert.train.history import History
 from convbert.train.loop import Interrupted, StageRun, train
 from convbert.train.model_config import count_parameters, declared_aliases, model_composition, vocab_size
 from convbert.train.plotting import plot_history
-from convbert.train.tasks import make_task, training_registry
+from convbert.train.tasks import make_task
 from convbert.train.vocabulary import resolve_tokenizer
 
 log = logging.getLogger("convbert.train")
@@ -61,7 +61,7 @@ def _vocabulary_corpus(stages: list[schema.Stage]) -> Any:
     for stage in stages:
         if stage.data.name == "corpus":
             return stage.data
-    return schema.CorpusData()
+    return schema.CorpusConfig()
 
 
 def _choice(group: str) -> str | None:
@@ -115,7 +115,6 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
     (None when the run stopped early on ``trainer.stop_after``)."""
     started = time.perf_counter()
     run_cfg, stages = schema.check_run(cfg)
-    training_registry()
     dist = init_distributed()
     run_dir, resuming = Path(run_dir), run_cfg.resume is not False
     if isinstance(run_cfg.resume, str):
@@ -224,7 +223,7 @@ def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], toke
     dist.barrier()
     result.update(stage=stage.name, task=stage.task.name, metric=task.metric,
                   greater_is_better=task.greater_is_better, baseline=baseline, model_dir=str(model_dir),
-                  model_class=_class_name(stage.task.name), parameters=parameters,
+                  model_class=task.model_class_name(), parameters=parameters,
                   train_examples=train_examples, dev_examples=dev_examples,
                   train_features=len(train_features), dev_features=len(dev_features),
                   config={"task": asdict(stage.task), "data": asdict(stage.data),
@@ -259,15 +258,6 @@ def count_examples(features: list[dict[str, Any]]) -> int:
     if features and "_example" in features[0]:
         return len({f["_example"] for f in features})
     return len(features)
-
-
-def _class_name(task_name: str) -> str:
-    return {
-        "pretrain_mlm": "ConvBertForMaskedLM", "pretrain_rtd": "ConvBertModel",
-        "sequence_classification": "ConvBertForSequenceClassification",
-        "token_classification": "ConvBertForTokenClassification",
-        "question_answering": "ConvBertForQuestionAnswering", "multiple_choice": "ConvBertForMultipleChoice",
-    }[task_name]
 
 
 def _fmt(value: Any) -> str:

@@ -23,7 +23,7 @@ from convbert.train.checkpoint import load_checkpoint, save_checkpoint
 from convbert.train.distributed import Distributed, unwrap, wrap
 from convbert.train.history import History
 from convbert.train.schema import TrainerConfig
-from convbert.train.tasks import Features, Task
+from convbert.train.tasks.base import Features, Task
 
 
 class Diverged(Exception):

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from convbert.composition import CompositionSchema, normalize_composition
 from convbert.errors import ConfigError, ConvBertError
 from convbert.modeling import build_model
+from convbert.paths import CONF_DIR
 
 COMPOSITION_KEYS = tuple(f.name for f in dataclasses.fields(CompositionSchema))
 
@@ -78,7 +79,6 @@ def model_composition(node: DictConfig | dict, path: str = "model",
 def _model_files() -> dict[str, str]:
     """Model option name -> its YAML file: the shipped tree first, then the plugins' config dirs."""
     from convbert.registry import Registry
-    from convbert.train.cli import CONF_DIR
 
     files: dict[str, str] = {}
     for root in (str(CONF_DIR), *Registry.default().config_dirs):

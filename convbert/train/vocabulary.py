@@ -79,11 +79,11 @@ def resolve_tokenizer(setting: str, init_from: str | None, model_vocab_size: int
 @functools.lru_cache(maxsize=4)
 def _corpus_vocabulary_of(source: tuple, size: int) -> tuple[tuple[str, int], ...]:
     """Cached per corpus and size: many runs in one process (tests, sweeps) build it once."""
-    from convbert.train.datasets import load_paragraphs
-    from convbert.train.schema import CorpusData
+    from convbert.train.records import load_paragraphs
+    from convbert.train.schema import CorpusConfig
 
     sources, path, paragraphs, dev_fraction = source
-    corpus = CorpusData(sources=list(sources), path=list(path) if isinstance(path, tuple) else path,
+    corpus = CorpusConfig(sources=list(sources), path=list(path) if isinstance(path, tuple) else path,
                         paragraphs=paragraphs, dev_fraction=dev_fraction)
     train, _ = load_paragraphs(corpus)
     return tuple(corpus_vocabulary(shipped_tokenizer(), train, size).items())

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import collections
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from convbert.checking import require
+from convbert.data import CORPUS_SOURCES
 from convbert.data.splits import stable_key
+from convbert.hookspecs import hookimpl
 from convbert.labels import IGNORE_INDEX
-from convbert.train.datasets import load_paragraphs
-from convbert.train.masking import MaskingRule, mask_tokens
 from convbert.train.model_config import embedding_width, vocab_size
-from convbert.train.tasks import Features, Task
+from convbert.train.records import load_paragraphs
+from convbert.train.schema import CorpusConfig
+from convbert.train.tasks.base import Features, Task
+from convbert.train.token_masking import MaskingRule, mask_tokens
 
 DEV_MASK_SEED = 1234  # dev masks are the same at every evaluation and in every run
 
@@ -46,11 +51,43 @@ def pack(paragraphs: list[str], tokenizer: Any, max_length: int, limit: int | No
     return sequences[:limit] if limit else sequences
 
 
+@dataclass
+class MaskedLMConfig:
+    name: str = "pretrain_mlm"
+    mask_prob: float = 0.15
+    mask_token_prob: float = 0.8
+    random_token_prob: float = 0.1
+    head: Any = field(default_factory=lambda: {"name": "masked_lm"})
+
+
 class MaskedLanguageModeling(Task):
     """Predict 15% of the tokens (80% shown as [MASK], 10% random, 10% unchanged). Metric: dev MLM loss."""
 
+    name = "pretrain_mlm"
+    config_class = MaskedLMConfig
+    data_name = "corpus"
+    data_class = CorpusConfig
+    pretraining = True
     metric = "loss"
     greater_is_better = False
+
+    @classmethod
+    def check_config(cls, config, path):
+        require(0 < config.mask_prob < 1, f"{path}.mask_prob", "must be in (0, 1), e.g. 0.15")
+        require(config.mask_token_prob >= 0 and config.random_token_prob >= 0
+                and config.mask_token_prob + config.random_token_prob <= 1, f"{path}.mask_token_prob",
+                "mask_token_prob and random_token_prob must be >= 0 and sum to at most 1 (e.g. 0.8 and 0.1)")
+
+    @classmethod
+    def check_data(cls, data, path):
+        super().check_data(data, path)
+        require(data.paragraphs in ("line", "blank_line"), f"{path}.paragraphs",
+                f"{data.paragraphs!r} is not line or blank_line")
+        require(0 < data.dev_fraction < 1, f"{path}.dev_fraction", "must be in (0, 1)")
+        if data.path is None:
+            bad = [s for s in data.sources if s not in CORPUS_SOURCES]
+            require(not bad and bool(data.sources), f"{path}.sources",
+                    f"{bad or '[]'}: sources are {', '.join(CORPUS_SOURCES)} (or set {path}.path=your.txt)")
 
     def __init__(self, config: Any, tokenizer: Any, path: str = "task") -> None:
         super().__init__(config, tokenizer, path)
@@ -109,3 +146,8 @@ class MaskedLanguageModeling(Task):
             correct += float((out.logits.argmax(-1) == labels[labels != IGNORE_INDEX]).sum())
             count += n
         return {"loss": total / max(1, count), "mlm_accuracy": correct / max(1, count)}
+
+
+@hookimpl
+def convbert_register_blocks(registry) -> None:
+    registry.register_task(MaskedLanguageModeling)

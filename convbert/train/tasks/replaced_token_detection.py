@@ -8,21 +8,23 @@ differentiated through, as in ELECTRA.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from convbert.checking import require
 from convbert.errors import ConfigError
+from convbert.hookspecs import hookimpl
 from convbert.interop.files import load_state_dict_dir
 from convbert.labels import IGNORE_INDEX
 from convbert.modeling import ConvBertForMaskedLM, ConvBertWithHead, build_model
 from convbert.outputs import ModelOutput
 from convbert.train import metrics
-from convbert.train.mlm import DEV_MASK_SEED, MaskedLanguageModeling
 from convbert.train.model_config import generator_composition, with_head
+from convbert.train.tasks.masked_lm import DEV_MASK_SEED, MaskedLanguageModeling
 
 SHARED_EMBEDDINGS = ("word", "position", "token_type", "norm")
 
@@ -90,9 +92,41 @@ class ReplacedTokenDetectionModel(nn.Module):
             logits=detected.logits, labels=replaced, generator_logits=generated.logits)
 
 
-class ReplacedTokenDetectionTask(MaskedLanguageModeling):
+@dataclass
+class ReplacedTokenDetectionConfig:
+    name: str = "pretrain_rtd"
+    mask_prob: float = 0.15
+    mask_token_prob: float = 0.8
+    random_token_prob: float = 0.1
+    generator_size_divisor: int = 4
+    discriminator_weight: float = 50.0
+    generator_weight: float = 1.0
+    sampling: str = "gumbel"
+    temperature: float = 1.0
+    tie_encoder: bool = False  # true: the generator is the discriminator's encoder + an MLM head (divisor 1)
+    judge_special_tokens: bool = False  # true: ELECTRA's loss over [CLS]/[SEP] too (they are never replaced)
+    head: Any = field(default_factory=lambda: {"name": "replaced_token_detection"})
+
+
+class ReplacedTokenDetection(MaskedLanguageModeling):
     """Pretrain with replaced-token detection. Metric: the combined dev loss. The stage's model is the
     discriminator's encoder (``ConvBertModel``); the generator is saved beside it."""
+
+    name = "pretrain_rtd"
+    config_class = ReplacedTokenDetectionConfig
+
+    @classmethod
+    def check_config(cls, config, path):
+        super().check_config(config, path)
+        require(config.generator_size_divisor >= 1, f"{path}.generator_size_divisor", "must be >= 1")
+        require(not config.tie_encoder or config.generator_size_divisor == 1, f"{path}.tie_encoder",
+                "shares the discriminator's encoder, so it needs generator_size_divisor=1")
+        require(config.sampling in ("gumbel", "multinomial"), f"{path}.sampling",
+                f"{config.sampling!r} is not gumbel or multinomial")
+        require(config.temperature > 0, f"{path}.temperature", "must be > 0")
+
+    def model_class_name(self) -> str:
+        return "ConvBertModel"  # the discriminator's encoder; the generator is a ConvBertForMaskedLM
 
     def head_node(self, composition):
         return self.checked_head(dict(self.config.head))  # the discriminator's head, not a masked-LM one
@@ -170,3 +204,8 @@ class ReplacedTokenDetectionTask(MaskedLanguageModeling):
                                                                 + [1] * int(replaced_count))
         result["generator_accuracy"] = gen_correct / max(1.0, gen_count)
         return result
+
+
+@hookimpl
+def convbert_register_blocks(registry) -> None:
+    registry.register_task(ReplacedTokenDetection)

@@ -1,0 +1,194 @@
+"""What a task is to the training loop: the ``Task`` base every built-in and plugin task subclasses.
+
+A task turns records into features (token ids and targets), builds the module the loop optimises, computes a
+training loss, evaluates on dev (its main ``metric``) and saves the trained model. The loop (``loop.py``)
+knows nothing else about it. A task class is also its registration: its class attributes name the task,
+its config schema, the data it reads and how; ``registry.register_task(cls)`` in a module's
+``convbert_register_blocks`` hook makes ``convbert-train task=<option>`` train it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from convbert.checking import require
+from convbert.config import ConvBertConfig
+from convbert.data import SPLITS, read_jsonl
+from convbert.errors import ConfigError
+from convbert.interop.files import load_state_dict_dir
+from convbert.modeling import task_class_for
+from convbert.registry import Registry
+from convbert.train.batching import collate
+from convbert.train.records import load_records
+from convbert.train.schema import LabelledDataConfig
+
+Features = list[dict[str, Any]]
+
+
+def training_registry() -> Registry:
+    """The process-wide registry (blocks, heads and tasks, built-in and installed)."""
+    return Registry.default()
+
+
+class Task:
+    """The base: subclasses set the class attributes below and implement ``encode`` (or ``features``) and
+    ``evaluate``; ``baseline`` and ``chance_loss`` give the levels a trained model must beat."""
+
+    # -- the registration ---------------------------------------------------------------------------------
+    name: ClassVar[str]  # task.name in the config
+    config_class: ClassVar[type]  # dataclass: the task node's keys (its `head` node included)
+    data_name: ClassVar[str]  # the `name` of the data node it reads (data=<option> selects the node)
+    data_class: ClassVar[type] = LabelledDataConfig  # dataclass: the data node's keys
+    option: ClassVar[str | None] = None  # the conf/task file selecting it, when not named like the task
+    pretraining: ClassVar[bool] = False  # may run as the `pretrain` stage
+    # labelled records: the keys each needs, the shipped split loader, a reader for the user's files
+    record_fields: ClassVar[tuple[str, ...]] = ()
+    load_shipped: ClassVar[Callable[[str], list[dict[str, Any]]] | None] = None
+    shipped_splits: ClassVar[tuple[str, ...]] = SPLITS
+    metric = "loss"
+    greater_is_better = False
+
+    @classmethod
+    def check_config(cls, config: Any, path: str) -> None:
+        """Refuse values of the task node that type-check but cannot work (named by ``path``)."""
+
+    @classmethod
+    def check_data(cls, data: Any, path: str) -> None:
+        """Refuse values of the data node that type-check but cannot work."""
+        require(data.max_length >= 8, f"{path}.max_length", "must be >= 8 tokens")
+        for key in ("max_examples", "max_dev_examples"):
+            value = getattr(data, key)
+            require(value is None or value >= 1, f"{path}.{key}", "must be >= 1 or null")
+        for key in ("train_split", "dev_split"):
+            if hasattr(data, key):
+                value = getattr(data, key)
+                require(value in cls.shipped_splits, f"{path}.{key}", f"{value!r} is not a split of the "
+                        f"shipped {cls.data_name} data ({', '.join(cls.shipped_splits)})")
+
+    @classmethod
+    def read_file(cls, file: Path) -> list[dict[str, Any]]:
+        """Records of a user's data file (JSON lines by default)."""
+        return read_jsonl(file)
+
+    def __init__(self, config: Any, tokenizer: Any, path: str = "task") -> None:
+        self.config, self.tokenizer, self.path = config, tokenizer, path
+
+    # -- model --------------------------------------------------------------------------------------------
+    def head_node(self, composition: dict[str, Any]) -> dict[str, Any]:
+        return self.checked_head(dict(self.config.head))
+
+    def checked_head(self, node: dict[str, Any]) -> dict[str, Any]:
+        training_registry().parse("head", node, f"{self.path}.head")  # errors name task.head.<key>
+        return node
+
+    def check(self, composition: dict[str, Any]) -> None:
+        """Refuse a bad head (or generator) before any stage runs; builds nothing."""
+        self.model_config(composition)
+
+    def label_names(self) -> list[str] | None:
+        """Names for config.json's id2label, when the task knows them."""
+        return None
+
+    def model_config(self, composition: dict[str, Any]) -> tuple[ConvBertConfig, dict[str, Any]]:
+        """The ConvBertConfig that rebuilds this task's model, head included, from config.json alone.
+
+        ``from_pretrained`` rebuilds the head from the flat fields (num_labels, classifier_dropout, summary_*
+        ...), so the task's head node is written into them, and refused if they cannot express it.
+        """
+        registry = training_registry()
+        head = self.head_node(composition)
+        name = head["name"]
+        saved_as = registry.get("head", name, f"{self.path}.head").config_fields
+        fields = {saved_as[k]: v for k, v in head.items() if k in (saved_as or {})}
+        names = self.label_names()
+        if names and len(names) == head.get("num_labels"):
+            fields["id2label"] = dict(enumerate(names))
+        config = ConvBertConfig.from_composition(composition, **fields)
+        if saved_as is not None:
+            _, ours = registry.parse("head", head, f"{self.path}.head")
+            _, saved = registry.parse("head", config.head_node(name), "config.json")
+            differ = [k for k, v in vars(ours).items() if getattr(saved, k) != v]
+            if differ:
+                raise ConfigError(
+                    f"{self.path}.head.{differ[0]}={getattr(ours, differ[0])!r} cannot be saved: "
+                    f"from_pretrained rebuilds this head from config.json, which gives "
+                    f"{getattr(saved, differ[0])!r} (the model's own setting); leave it at that value"
+                )
+        return config, head
+
+    def build(self, composition: dict[str, Any]) -> nn.Module:
+        """The module the loop trains (wrapped in DistributedDataParallel under torchrun)."""
+        config, head = self.model_config(composition)
+        return task_class_for(head["name"])(config, composition=composition, registry=training_registry())
+
+    def model_class_name(self) -> str:
+        """The class that loads the saved model: ``<it>.from_pretrained(<run dir>/model)``."""
+        return task_class_for(self.config.head["name"]).__name__
+
+    def load_init(self, module: nn.Module, directory: str | Path) -> None:
+        """Start from a checkpoint directory (ours or Hugging Face's): its encoder, and its head when it is a
+        checkpoint of this same task class; another head (a pretrained masked LM, ...) is left out."""
+        state, source = load_state_dict_dir(directory)
+        architectures = ConvBertConfig.from_pretrained(directory).architectures or []
+        if architectures == [type(module).__name__] or not hasattr(module, "convbert"):
+            module.load_checkpoint_state(state, source)
+            return
+        encoder = {k.removeprefix("convbert."): v for k, v in state.items() if not k.startswith("head.")}
+        module.convbert.load_checkpoint_state(encoder, source)
+
+    def compile_targets(self, module: nn.Module) -> list[nn.Module]:
+        """The modules ``trainer.compile=true`` compiles (in place, so state-dict keys do not change)."""
+        return [module]
+
+    def save(self, module: nn.Module, directory: Path, tokenizer: Any) -> None:
+        """The trained model, loadable with ``ConvBertFor*.from_pretrained(directory)``."""
+        module.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+
+    # -- data ---------------------------------------------------------------------------------------------
+    def features(self, data: Any) -> tuple[Features, Features]:
+        train = self.encode(load_records(data, "train", self), data.max_length)
+        dev = self.encode(load_records(data, "dev", self), data.max_length)
+        return train, dev
+
+    def encode(self, records: list[dict[str, Any]], max_length: int) -> Features:
+        raise NotImplementedError
+
+    def baseline(self, train: Features, dev: Features) -> dict[str, float]:
+        """A trivial predictor's dev score, printed beside the model's."""
+        return {}
+
+    def chance_loss(self, train: Features) -> float | None:
+        """The training loss of a model that learned nothing from the inputs (None: no such level, as for
+        a regression or a pretraining loss); a stage whose loss ends above it did not learn."""
+        return None
+
+    # -- steps --------------------------------------------------------------------------------------------
+    def loss(self, module: nn.Module, batch: dict[str, torch.Tensor],
+             rng: torch.Generator) -> tuple[torch.Tensor, dict]:
+        out = module(**batch)
+        return out.loss, {}
+
+    @torch.no_grad()
+    def evaluate(self, module: nn.Module, dev: Features, batch_size: int, device: torch.device,
+                 autocast: contextlib.AbstractContextManager) -> dict[str, float]:
+        raise NotImplementedError
+
+    def batches(self, features: Features, batch_size: int,
+                device: torch.device) -> Iterator[tuple[Features, dict]]:
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(features), batch_size):
+            chunk = features[start:start + batch_size]
+            yield chunk, {k: v.to(device) for k, v in collate(chunk, pad).items()}
+
+
+def check_labels(labels: Sequence[int], num_labels: int, path: str) -> None:
+    if labels and (min(labels) < 0 or max(labels) >= num_labels):
+        raise ConfigError(f"{path}.head.num_labels={num_labels} but the data has labels "
+                          f"{min(labels)}..{max(labels)}; set {path}.head.num_labels={max(labels) + 1}")

@@ -1,0 +1,143 @@
+"""Extractive question answering: the answer's span in the context, read in overlapping windows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from convbert import data as shipped
+from convbert.errors import ConfigError
+from convbert.hookspecs import hookimpl
+from convbert.train import metrics
+from convbert.train.tasks.base import Task
+
+
+@dataclass
+class QuestionAnsweringConfig:
+    name: str = "question_answering"
+    max_answer_length: int = 30
+    doc_stride: int | None = 32  # tokens shared by neighbouring windows of a long context; null: truncate
+    max_question_length: int | None = 48  # a longer question keeps its first tokens; null: never cut
+    head: Any = field(default_factory=lambda: {"name": "question_answering"})
+
+
+class QuestionAnswering(Task):
+    """Extractive QA: start and end logits over the context's tokens (question first). A context longer than
+    the window is read in overlapping windows (``doc_stride`` tokens shared by neighbours, as Hugging Face's
+    run_qa): each window is a training feature (a window without the answer points at [CLS]), and a dev
+    question's answer is the best-scoring span over all its windows. Metrics: SQuAD exact match and F1 of the
+    best span (at most ``max_answer_length`` tokens)."""
+
+    name = "question_answering"
+    config_class = QuestionAnsweringConfig
+    data_name = "qa"
+    record_fields = ("context", "question", "answers")
+    load_shipped = staticmethod(shipped.load_qa)
+    shipped_splits = (*shipped.SPLITS, "smoke")
+    metric = "f1"
+    greater_is_better = True
+
+    def encode(self, records, max_length):
+        self._check_windows(max_length)
+        questions = self._clip_questions([r["question"] for r in records])
+        stride = self.config.doc_stride
+        windows = {"truncation": "only_second", "return_overflowing_tokens": True, "stride": stride}
+        if stride is None:  # one window per question: the longer text is cut
+            windows = {"truncation": "longest_first"}
+        try:
+            enc = self.tokenizer(questions, [r["context"] for r in records],
+                                 max_length=max_length, return_offsets_mapping=True, **windows)
+        except ValueError as exc:  # a question that leaves no room for the context's windows
+            raise ConfigError(f"{self.path}: {exc} (raise data.max_length, lower {self.path}.doc_stride or "
+                              f"{self.path}.max_question_length, or set {self.path}.doc_stride=null to "
+                              "truncate instead)") from None
+        example_of = enc["overflow_to_sample_mapping"] if stride is not None else range(len(records))
+        features = []
+        for n, example in enumerate(example_of):
+            record = records[example]
+            sequence = enc.sequence_ids(n)
+            offsets = [tuple(o) if s == 1 else None
+                       for o, s in zip(enc["offset_mapping"][n], sequence, strict=True)]
+            start_char = record["answers"]["answer_start"][0] if record["answers"]["answer_start"] else -1
+            end_char = start_char + len(record["answers"]["text"][0]) if start_char >= 0 else -1
+            start = end = 0  # [CLS]: the answer is not in this window of the context
+            inside = [i for i, o in enumerate(offsets)
+                      if o is not None and o[0] < end_char and o[1] > start_char]
+            if inside and offsets[inside[0]][0] <= start_char and offsets[inside[-1]][1] >= end_char:
+                start, end = inside[0], inside[-1]
+            features.append({"input_ids": enc["input_ids"][n], "token_type_ids": enc["token_type_ids"][n],
+                             "start_positions": start, "end_positions": end, "_offsets": offsets,
+                             "_example": int(example), "_context": record["context"],
+                             "_answers": list(record["answers"]["text"])})
+        return features
+
+    def _check_windows(self, max_length: int) -> None:
+        """Refuse settings where the longest allowed question would leave a window no new context tokens,
+        before any data is read (else the first such question would stop the run)."""
+        stride, limit = self.config.doc_stride, self.config.max_question_length
+        if limit is not None and limit < 1:
+            raise ConfigError(f"{self.path}.max_question_length={limit}: must be at least 1, or null")
+        if stride is not None and stride < 0:
+            raise ConfigError(f"{self.path}.doc_stride={stride}: must be 0 or more, or null to truncate")
+        if stride is not None and limit is not None and max_length - 3 - limit <= stride:
+            raise ConfigError(
+                f"{self.path}.doc_stride={stride} with {self.path}.max_question_length={limit} and "
+                f"data.max_length={max_length}: a window holds max_length - 3 - max_question_length = "
+                f"{max_length - 3 - limit} context tokens, which must exceed the stride; raise "
+                f"data.max_length, or lower {self.path}.doc_stride or {self.path}.max_question_length")
+
+    def _clip_questions(self, questions: list[str]) -> list[str]:
+        """Questions cut to their first ``max_question_length`` tokens, so a long one leaves the context room
+        (the original SQuAD scripts' max_query_length)."""
+        limit = self.config.max_question_length
+        if limit is None:
+            return questions
+        enc = self.tokenizer(questions, add_special_tokens=False, truncation=True, max_length=limit,
+                             return_offsets_mapping=True)
+        return [question[:offsets[-1][1]] if len(offsets) == limit else question
+                for question, offsets in zip(questions, enc["offset_mapping"], strict=True)]
+
+    def loss(self, module, batch, rng):
+        return module(**batch).loss, {}
+
+    @torch.no_grad()
+    def evaluate(self, module, dev, batch_size, device, autocast):
+        best: dict[int, tuple[float, str]] = {}  # example -> (score, text) of its best span over its windows
+        answers: dict[int, list[str]] = {}
+        for chunk, batch in self.batches(dev, batch_size, device):
+            batch = {k: v for k, v in batch.items() if k not in ("start_positions", "end_positions")}
+            with autocast:
+                out = module(**batch)
+            logits = zip(chunk, out.start_logits.float(), out.end_logits.float(), strict=True)
+            for feature, starts, ends in logits:
+                example = feature["_example"]
+                answers[example] = feature["_answers"]
+                span = self._best_span(feature, starts, ends)
+                if example not in best or span[0] > best[example][0]:
+                    best[example] = span
+        order = sorted(answers)
+        return metrics.squad([best[e][1] for e in order], [answers[e] for e in order])
+
+    def _best_span(self, feature, starts: torch.Tensor, ends: torch.Tensor) -> tuple[float, str]:
+        """The highest start + end logit over the window's context spans, and that span's text."""
+        offsets = feature["_offsets"]
+        context = [i for i, o in enumerate(offsets) if o is not None]
+        if not context:
+            return float("-inf"), ""
+        idx = torch.tensor(context)
+        s, e = starts[idx], ends[idx]
+        scores = s[:, None] + e[None, :]  # (start, end) over context tokens
+        n = len(context)
+        valid = torch.ones(n, n, dtype=torch.bool).triu() & ~torch.ones(n, n, dtype=torch.bool).triu(
+            self.config.max_answer_length)
+        scores = scores.masked_fill(~valid, float("-inf"))
+        best = int(scores.argmax())
+        i, j = context[best // n], context[best % n]
+        return float(scores.flatten()[best]), feature["_context"][offsets[i][0]:offsets[j][1]]
+
+
+@hookimpl
+def convbert_register_blocks(registry) -> None:
+    registry.register_task(QuestionAnswering)
