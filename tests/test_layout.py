@@ -1,0 +1,86 @@
+"""The code's layout stays as designed: no import circles, no hand-kept list of built-in components."""
+
+from __future__ import annotations
+
+import importlib.util
+import pkgutil
+import sys
+from pathlib import Path
+
+import convbert
+import convbert.blocks
+from convbert.registry import BUILTIN_PACKAGES, HOOK, Registry
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _checker():
+    spec = importlib.util.spec_from_file_location("import_cycles", REPO / "scripts" / "import_cycles.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["import_cycles"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_import_circle_in_convbert() -> None:
+    checker = _checker()
+    known = checker.modules(REPO, "convbert")
+    graph = {name: checker.imports(name, path, known) for name, path in known.items()}
+    assert checker.cycles(graph) == []
+    assert "convbert.train.job" in graph["convbert.train.cli"]  # the checker does see real imports
+
+
+def test_the_checker_finds_a_circle() -> None:
+    assert _checker().cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_builtin_module_with_the_hook_is_registered_by_the_scan() -> None:
+    """Adding a built-in is adding a module: what implements the hook in the scanned packages is loaded."""
+    registry = Registry()
+    registry.load_builtins()
+    loaded = {name for name, _ in registry.plugin_manager.list_name_plugin()}
+    for package_name in BUILTIN_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
+            has_hook = hasattr(importlib.import_module(info.name), HOOK)
+            assert (info.name in loaded) == has_hook, info.name
+    assert {"pretrain_rtd", "sequence_classification"} <= set(registry.tasks)
+
+
+NEW_BLOCK = '''
+"""Identity mixing: every token keeps its own state (a floor for mixer ablations)."""
+from dataclasses import dataclass
+
+from torch import nn
+
+from convbert.hookspecs import hookimpl
+
+
+@dataclass
+class IdentityParams:
+    scale: float = 1.0
+
+
+class Identity(nn.Module):
+    def __init__(self, params, ctx):
+        super().__init__()
+        self.scale = params.scale
+
+    def forward(self, hidden, mask, output_attentions=False):
+        return hidden * self.scale, None
+
+
+@hookimpl
+def convbert_register_blocks(registry):
+    registry.register("mixer", "identity_for_test", Identity, IdentityParams)
+'''
+
+
+def test_a_new_builtin_block_is_one_new_module(tmp_path: Path, monkeypatch) -> None:
+    """A module dropped into convbert.blocks' search path registers with no other edit."""
+    (tmp_path / "identity_for_test.py").write_text(NEW_BLOCK)
+    monkeypatch.setattr(convbert.blocks, "__path__", [*convbert.blocks.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "convbert.blocks.identity_for_test", raising=False)
+    registry = Registry()
+    registry.load_builtins()
+    assert registry.get("mixer", "identity_for_test").distribution == "convbert"
