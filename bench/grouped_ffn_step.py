@@ -1,7 +1,8 @@
 """One FFN block's forward + backward, dense against grouped, at ConvBERT-medium-small's sizes.
 
-The grouped-FFN figure in docs/performance.md (13.4 s before the fix in ``convbert/blocks/linear.py``, 82 ms after, on 2
-threads) comes from this script; run it at ``git checkout 2c63d6e~1`` for the "before" number.
+The grouped-FFN figure in docs/performance.md (13.4 s before the fix in ``convbert/kernels/linear.py``,
+82 ms after, on 2 threads) comes from this script; run it at ``git checkout 2c63d6e~1`` for the "before"
+number.
 
     python bench/grouped_ffn_step.py [--threads 2] [--groups 1 2 4] [--reps 4]
 """

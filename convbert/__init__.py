@@ -14,6 +14,7 @@ from convbert.errors import (
     UnknownBlockError,
 )
 from convbert.hookspecs import hookimpl
+from convbert.kernels.sequence_mask import SequenceMask
 from convbert.modeling import (
     ConvBertForMaskedLM,
     ConvBertForMultipleChoice,
@@ -36,6 +37,6 @@ __all__ = [
     "ConvBertForMultipleChoice", "ConvBertForQuestionAnswering", "ConvBertForSequenceClassification",
     "ConvBertForTokenClassification", "ConvBertModel", "ConvBertPreTrainedModel", "ConvBertTokenizer",
     "ConvBertTokenizerFast", "ConvBertWithHead", "DuplicateBlockError", "InputError", "NotExpressibleError",
-    "PluginError", "Registry", "UnknownBlockError",
+    "PluginError", "Registry", "SequenceMask", "UnknownBlockError",
     "build_model", "head_layout", "hookimpl", "list_blocks", "normalize_composition",
 ]

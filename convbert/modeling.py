@@ -15,12 +15,12 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from convbert.blocks.masking import SequenceMask
 from convbert.composition import BuildContext, parse_composition, resolve_registry
 from convbert.config import ConvBertConfig
 from convbert.errors import CheckpointError, InputError
 from convbert.interop import hf_keys
 from convbert.interop.files import load_state_dict_dir, save_weights
+from convbert.kernels.sequence_mask import SequenceMask
 from convbert.outputs import BaseModelOutput, ModelOutput
 from convbert.registry import Registry
 

@@ -13,8 +13,8 @@ import copy
 
 import torch
 
-from convbert.blocks.masking import SequenceMask
 from convbert.composition import BuildContext
+from convbert.kernels.sequence_mask import SequenceMask
 from convbert.registry import BlockSpec, Registry
 
 HIDDEN, BATCH, LENGTH, VOCAB = 16, 2, 7, 50

@@ -9,8 +9,8 @@ import torch
 from torch.nn import functional as F
 
 from convbert import ConfigError, build_model
-from convbert.blocks.masking import SequenceMask
 from convbert.composition import BuildContext
+from convbert.kernels.sequence_mask import SequenceMask
 from convbert.testing import check_block
 
 VARIANTS = ["dynamic_conv", "lightweight_conv", "conv"]

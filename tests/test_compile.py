@@ -14,7 +14,7 @@ import torch
 from conftest import tiny_config_kwargs
 
 import convbert
-from convbert.blocks.masking import SequenceMask
+from convbert.kernels.sequence_mask import SequenceMask
 
 dynamo = pytest.importorskip("torch._dynamo")
 pytestmark = pytest.mark.skipif(

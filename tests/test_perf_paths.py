@@ -10,13 +10,13 @@ from conftest import tiny_config_kwargs
 from torch.nn import functional as F
 
 import convbert
-from convbert.blocks import dropout as fast_dropout
 from convbert.blocks.ffn import FeedForward
-from convbert.blocks.linear import Linear
-from convbert.blocks.masking import SequenceMask
 from convbert.blocks.self_attention import _AttentionWithDropout
-from convbert.blocks.span_conv import depthwise_conv, dynamic_conv, shifted_taps
 from convbert.heads.masked_lm import vocab_cross_entropy
+from convbert.kernels import dropout as fast_dropout
+from convbert.kernels.convolution import depthwise_conv, per_position_conv, shifted_taps
+from convbert.kernels.linear import Linear
+from convbert.kernels.sequence_mask import SequenceMask
 
 
 def _grads(fn, *tensors, seed: int = 0):
@@ -29,16 +29,16 @@ def _grads(fn, *tensors, seed: int = 0):
 
 
 @pytest.mark.parametrize("length", [1, 3, 12])
-def test_dynamic_conv_matches_shifted_taps(length):
+def test_per_position_conv_matches_shifted_taps(length):
     g = torch.Generator().manual_seed(0)
     value = torch.randn(2, length, 3, 4, generator=g, dtype=torch.float64)
     kernel = torch.randn(2, length, 3, 5, generator=g, dtype=torch.float64).softmax(-1)
-    out, grads = _grads(dynamic_conv, value, kernel)
+    out, grads = _grads(per_position_conv, value, kernel)
     ref, ref_grads = _grads(lambda v, k: shifted_taps(v, k.unsqueeze(-2)), value, kernel)
     assert torch.allclose(out, ref)
     for a, b in zip(grads, ref_grads, strict=True):
         assert torch.allclose(a, b)
-    assert torch.autograd.gradcheck(dynamic_conv, (value.requires_grad_(), kernel.requires_grad_()))
+    assert torch.autograd.gradcheck(per_position_conv, (value.requires_grad_(), kernel.requires_grad_()))
 
 
 def test_depthwise_conv_matches_shifted_taps():

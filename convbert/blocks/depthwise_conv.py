@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from convbert.blocks.head_layout import head_layout
-from convbert.blocks.masking import SequenceMask
-from convbert.blocks.span_conv import shifted_taps
 from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
+from convbert.kernels.convolution import shifted_taps
+from convbert.kernels.sequence_mask import SequenceMask
 
 # What the contract suite builds: a short kernel, and padding masked so that the mask clause can hold.
 CONTRACT_EXAMPLE = {"kernel_size": 3, "mask_padding": True}

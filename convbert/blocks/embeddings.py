@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from convbert.blocks.dropout import Dropout
-from convbert.blocks.linear import Linear
 from convbert.capture import capturing
 from convbert.errors import InputError
 from convbert.hookspecs import hookimpl
+from convbert.kernels.dropout import Dropout
+from convbert.kernels.linear import Linear
 
 
 @dataclass

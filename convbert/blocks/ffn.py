@@ -14,11 +14,11 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from convbert.activations import Activation
-from convbert.blocks import linear as onednn
-from convbert.blocks.linear import Linear
 from convbert.capture import capturing
 from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
+from convbert.kernels import linear as onednn
+from convbert.kernels.linear import Linear
 
 
 @dataclass
@@ -37,8 +37,8 @@ class GroupedFFNParams:
 def grouped_matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """(N, in) x (G, in/G, out/G) -> (N, out): G block-diagonal products.
 
-    One oneDNN product per group on the CPU (G is 1 to 4; 3.5x faster than MKL's ``bmm`` plus the
-    transposes it needs), else one ``bmm``.
+    One oneDNN product per group on the CPU (G is 1 to 4; no transposes, unlike MKL's ``bmm``), else one
+    ``bmm``.
     """
     groups, size = weight.shape[0], weight.shape[1]
     if onednn.uses_onednn(x, weight):

@@ -11,11 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from convbert.blocks.dropout import Dropout
-from convbert.blocks.linear import Linear
-from convbert.blocks.masking import SequenceMask
 from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
+from convbert.kernels.dropout import Dropout
+from convbert.kernels.linear import Linear
+from convbert.kernels.sequence_mask import SequenceMask
 
 
 @dataclass

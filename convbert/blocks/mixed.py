@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from convbert.blocks.masking import SequenceMask
 from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
+from convbert.kernels.sequence_mask import SequenceMask
 
 HEAD_SIZE_RULES = ("hf", "paper")
 

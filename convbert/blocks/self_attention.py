@@ -2,7 +2,7 @@
 
 Probabilities are materialised only when asked for. Training with attention dropout on the CPU is the one
 case SDPA serves badly (it falls back to its math path with a float Bernoulli mask); there a small autograd
-function does the same computation with the cheap one-byte dropout mask of ``convbert.blocks.dropout``.
+function does the same computation with the cheap one-byte dropout mask of ``convbert.kernels.dropout``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from convbert.blocks import dropout as fast_dropout
 from convbert.blocks.head_layout import head_layout
-from convbert.blocks.linear import Linear, linear
-from convbert.blocks.masking import SequenceMask
 from convbert.hookspecs import hookimpl
+from convbert.kernels import dropout as fast_dropout
+from convbert.kernels.linear import Linear, linear
+from convbert.kernels.sequence_mask import SequenceMask
 
 
 @dataclass

@@ -10,9 +10,9 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from convbert.activations import Activation
-from convbert.blocks.linear import Linear
 from convbert.capture import capturing
 from convbert.hookspecs import hookimpl
+from convbert.kernels.linear import Linear
 from convbert.labels import IGNORE_INDEX
 from convbert.outputs import MaskedLMOutput
 

@@ -116,7 +116,7 @@ def passive_openmp() -> None:
     """Run again in a fresh interpreter with OpenMP threads that sleep instead of spinning while they wait.
 
     With spinning threads (libgomp's default) a training step on a machine whose cores are shared with another
-    busy process took 15x longer (3.4 s instead of 0.23 s on 2 cores); with passive waiting it took 0.26 s.
+    busy process takes many times longer; with passive waiting it costs next to nothing (docs/performance.md).
     libgomp reads OMP_WAIT_POLICY when torch loads, hence the new interpreter. Set OMP_WAIT_POLICY yourself
     to skip this (torchrun already gives each process one thread).
     """

@@ -24,7 +24,7 @@ def test_contract(registry: Registry, name: str) -> None:
 
 
 def test_fourier_equals_fft2_of_the_unpadded_sentence(registry: Registry) -> None:
-    from convbert.blocks.masking import SequenceMask
+    from convbert import SequenceMask
     from convbert.composition import BuildContext
 
     mixer = BuildContext(registry, 8).build("mixer", {"name": "fourier", "project": False}, "mixer")

@@ -14,8 +14,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from convbert import head_layout
-from convbert.blocks.masking import SequenceMask
+from convbert import SequenceMask, head_layout
 from convbert.errors import ConfigError
 from torch import nn
 

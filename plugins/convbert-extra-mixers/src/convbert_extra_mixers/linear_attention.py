@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from convbert import head_layout
-from convbert.blocks.masking import SequenceMask
+from convbert import SequenceMask, head_layout
 from torch import nn
 from torch.nn import functional as F
 

@@ -1,11 +1,11 @@
 """Dropout that costs what it must on the CPU: 16 random bits per element and a one-byte keep mask.
 
 ``torch.nn.functional.dropout`` on the CPU draws a float32 Bernoulli sample per element, then divides and
-multiplies (about 5 ms per million elements on one core; 19% of Hugging Face's ConvBERT training step,
-attention probabilities included). Here one 64-bit
-Mersenne-Twister draw gives four 16-bit uniforms, a comparison gives the keep mask (saved for backward as one
-byte per element instead of a float), and applying it is one multiply: about 1 ms per million. The drop
-probability is exact to 1/65536 and the default generator (``torch.manual_seed``) drives it.
+multiplies: a large share of Hugging Face's ConvBERT training step, attention probabilities included. Here
+one 64-bit Mersenne-Twister draw gives four 16-bit uniforms, a comparison gives the keep mask (saved for
+backward as one byte per element instead of a float), and applying it is one multiply (the measured
+difference: docs/performance.md). The drop probability is exact to 1/65536 and the default generator
+(``torch.manual_seed``) drives it.
 
 Elsewhere (accelerators, under ``torch.compile``, eval, p == 0) this is ``F.dropout``: the fused kernels
 there are already cheap.
@@ -42,8 +42,8 @@ def keep_mask(shape: tuple[int, ...], p: float, device: torch.device | str = "cp
 def mask_as(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The bool mask as 0/1 in ``dtype``, cast explicitly and through uint8.
 
-    A float * bool product takes a slow, unvectorised path, and so does a bool -> bf16 cast (3 ms per 4M
-    elements against 0.4 ms from uint8).
+    A float * bool product takes a slow, unvectorised path, and so does a bool -> bf16 cast; from uint8
+    both are vectorised.
     """
     return keep.view(torch.uint8).to(dtype)
 

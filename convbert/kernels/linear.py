@@ -1,10 +1,10 @@
-"""Dense projections through oneDNN on the CPU: the same fp32 products, up to twice as fast as MKL's sgemm.
+"""Dense projections through oneDNN on the CPU: the same fp32 products as MKL's sgemm, by another library.
 
 ``nn.Linear`` on the CPU calls MKL, which on AMD processors runs its AVX2 kernels; oneDNN (shipped inside
 every x86 PyTorch build, ``torch.ops.mkldnn._linear_pointwise``) runs AVX-512 where the processor has it.
-On the Zen CPU these benchmarks ran on, ConvBERT's projections take 9 ms instead of 21 ms forward and 10 to
-15 ms instead of 22 ms for each backward product, results equal to fp32 rounding. Backward computes the
-weight gradient in whichever orientation puts the larger dimension in oneDNN's fast (output) position.
+Which is faster depends on the machine (measured per CPU in docs/performance.md); results are equal to fp32
+rounding. Backward computes the weight gradient in whichever orientation puts the larger dimension in
+oneDNN's fast (output) position.
 
 ``Linear`` is an ``nn.Linear`` (same parameters, names, init and checkpoints) whose forward takes that path
 for float32 CPU tensors in eager mode; under autocast (PyTorch already routes bf16 CPU matmuls to oneDNN),
@@ -59,7 +59,7 @@ def weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """grad.T @ x for 2-D (N, out) and (N, in), the larger of out and in in oneDNN's output position.
 
     Both are made contiguous first: given the transpose of a column slice (the grouped FFN's blocks), oneDNN
-    falls back to a reference kernel, 1.1 s instead of 0.7 ms for a (2048, 64) x (2048, 256) product.
+    falls back to a reference kernel, three orders of magnitude slower.
     """
     grad, x = grad.contiguous(), x.contiguous()
     if grad.shape[1] > x.shape[1]:
@@ -68,8 +68,8 @@ def weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """grad @ weight, (..., out) x (out, in) -> (..., in); a strided grad is copied first (5 ms -> 0.3 ms
-    for a column slice)."""
+    """grad @ weight, (..., out) x (out, in) -> (..., in); a strided grad (a column slice) is copied first:
+    the copy costs far less than oneDNN's strided path."""
     return product(grad.contiguous(), weight.t())
 
 
