@@ -45,7 +45,10 @@ def check_dataclass(schema: type, node: Any, path: str, owner: str = "") -> Any:
         if key not in valid:
             raise unknown_key_error(path, key, valid, owner)
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+        node = OmegaConf.structured(schema)
+        for key, value in values.items():  # assigned, not merged: a list may replace a mapping default
+            node[key] = value
+        return OmegaConf.to_object(node)
     except OmegaConfBaseException as exc:
         key = str(getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?")
         expected = ""

@@ -101,7 +101,9 @@ def _normalize_node(registry: Registry, kind: str, node: Any, path: str) -> Any:
         value = getattr(params, f.name)
         # nested blocks: a field named after a kind holds that kind; `parts` holds the parent's kind
         child_kind = f.name if f.name in registry.specs else (kind if f.name == "parts" else None)
-        if child_kind and isinstance(value, list):
+        if child_kind and f.name == "parts" and isinstance(value, dict):  # roles, in order: the list form
+            value = [_normalize_node(registry, child_kind, v, f"{path}.parts.{k}") for k, v in value.items()]
+        elif child_kind and isinstance(value, list):
             value = [
                 _normalize_node(registry, child_kind, v, f"{path}.{f.name}.{i}") for i, v in enumerate(value)
             ]

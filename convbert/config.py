@@ -252,7 +252,7 @@ class ConvBertConfig:
         comp = copy.deepcopy(dict(composition))
         comp.pop("head", None)
         normalized = normalize_composition(comp, registry)  # validates every node first
-        fields = _flat_fields_of(comp)
+        fields = _flat_fields_of(normalized)  # every default filled in, parts as a list
         config = cls(**{**fields, **kwargs})
         if normalize_composition(config.encoder_composition(), registry) != normalized:
             config = cls(**{**fields, **kwargs, "composition": comp})

@@ -93,12 +93,12 @@ def test_aliases_are_one_short_override(hydra_compose):
                          "model.num_groups=2"])
     composition = model_composition(cfg.model)
     mixer = composition["layer"]["mixer"]
-    assert mixer["parts"][1]["kernel_size"] == 5 and mixer["head_ratio"] == 4
+    assert mixer["parts"]["conv"]["kernel_size"] == 5 and mixer["head_ratio"] == 4
     assert composition["layer"]["ffn"]["name"] == "grouped" and composition["layer"]["ffn"]["num_groups"] == 2
     # the full path works too, and one group is the plain dense FFN (Hugging Face can describe it)
-    cfg = hydra_compose(["model=convbert_small", "model.layer.mixer.parts.1.kernel_size=17"])
+    cfg = hydra_compose(["model=convbert_small", "model.layer.mixer.parts.conv.kernel_size=17"])
     composition = model_composition(cfg.model)
-    assert composition["layer"]["mixer"]["parts"][1]["kernel_size"] == 17
+    assert composition["layer"]["mixer"]["parts"]["conv"]["kernel_size"] == 17
     assert composition["layer"]["ffn"]["name"] == "dense"
 
 
@@ -162,13 +162,18 @@ def _registered(kind: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("kind", BLOCK_GROUPS)
-def test_every_builtin_block_has_a_file_with_its_registered_defaults(kind):
+def test_every_builtin_block_has_a_file_naming_it_and_its_defaults_live_in_one_place(kind):
+    """A block's file is its name (its defaults are its dataclass's alone); `mixed` also names its parts,
+    which must be its dataclass's default parts."""
     specs = _registered(kind)
     assert set(options(kind)) == set(specs), f"conf/{kind}/ must hold one file per registered {kind} block"
     for name, spec in specs.items():
         node = OmegaConf.to_container(OmegaConf.load(CONF_DIR / kind / f"{name}.yaml"))
-        assert node == {"name": name, **spec.defaults()}
-        Registry.default().parse(kind, node, f"{kind}/{name}.yaml")
+        defaults = node.pop("defaults", [])
+        assert node == {"name": name}
+        parts = {key.split("@parts.", 1)[1]: {"name": block}
+                 for item in defaults if isinstance(item, dict) for key, block in item.items()}
+        assert parts == (spec.defaults().get("parts") or {})
 
 
 @pytest.mark.parametrize("name", options("ffn") + options("mixer"))
@@ -177,6 +182,7 @@ def test_every_mixer_and_ffn_file_builds_inside_a_model(hydra_compose, name):
     cannot (a span conv sharing the query of an attention sibling it does not have): no block named here."""
     kind = "ffn" if (CONF_DIR / "ffn" / f"{name}.yaml").exists() else "mixer"
     node = OmegaConf.to_container(OmegaConf.load(CONF_DIR / kind / f"{name}.yaml"))
+    node.pop("defaults", None)  # mixed's parts: its dataclass default, the same blocks
     node.update(training_registry().get(kind, name).example or {})
     if kind == "ffn":
         node["intermediate_size"] = 64

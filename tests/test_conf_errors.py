@@ -42,13 +42,14 @@ def check(overrides: list[str]) -> None:
                                           "Did you mean 'sequence_classification'?"]),
     ("pretrain.task.sampling=top_k", ["pretrain.task.sampling", "gumbel or multinomial"]),
     ("model.kernal_size=5", ["model.kernal_size: unknown key", "Did you mean 'kernel_size'?", "aliases"]),
-    ("model.layer.mixer.parts.1.kernal_size=5", [
-        "model.layer.mixer.parts.1.kernal_size: unknown key for mixer block 'span_conv'",
+    ("model.layer.mixer.parts.conv.kernal_size=5", [
+        "model.layer.mixer.parts.conv.kernal_size: unknown key for mixer block 'span_conv'",
         "Did you mean 'kernel_size'?", "Valid keys"]),
-    ("model.layer.mixer.parts.1.name=span_con", [
-        "unknown mixer block 'span_con' at model.layer.mixer.parts.1",
+    ("mixer@model.layer.mixer.parts.conv=span_con", ["mixer@model.layer.mixer.parts.conv", "span_con"]),
+    ("model.layer.mixer.parts.conv.name=span_con", [
+        "unknown mixer block 'span_con' at model.layer.mixer.parts.conv",
         "Registered mixer blocks (closest first): span_conv"]),
-    ("model.kernel_size=big", ["model.layer.mixer.parts.1.kernel_size", "expected int"]),
+    ("model.kernel_size=big", ["model.layer.mixer.parts.conv.kernel_size", "expected int"]),
     ("model.layer.ffn.name=dens", ["unknown ffn block 'dens'", "dense"]),
 ])
 def test_bad_override_names_the_key_and_the_fix(override, expected):

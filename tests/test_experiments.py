@@ -84,10 +84,11 @@ def test_conv_variant_replaces_the_conv_part(hydra_compose):
     for variant in ("span_conv", "dynamic_conv", "lightweight_conv", "conv"):
         node = mixer(hydra_compose, "experiment=conv_variant", f"+experiment/conv_variant={variant}")
         assert node["name"] == "mixed"
-        assert [p["name"] for p in node["parts"]] == ["self_attention", variant]
-        conv = node["parts"][1]
-        assert conv["kernel_size"] == 9
-        assert ("kernel_input" in conv) == (variant == "span_conv")  # span_conv's own keys only there
+        assert {role: p["name"] for role, p in node["parts"].items()} == {"attention": "self_attention",
+                                                                          "conv": variant}
+        conv = node["parts"]["conv"]
+        assert conv["kernel_size"] == 9 and conv["mask_padding"] is True  # the model's aliases reach it
+        assert set(conv) == {"name", "kernel_size", "mask_padding"}  # nothing re-spelled: its own defaults
     node = mixer(hydra_compose, "experiment=conv_variant", "+experiment/conv_variant=none")
     assert node["name"] == "self_attention"
 

@@ -217,15 +217,15 @@ def _train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_an_installed_plugin_block_is_selected_on_the_command_line(tmp_path: Path) -> None:
     """pip install ./plugins/convbert-extra-mixers, then a 2-step run with its block: nothing in convbert/
     names it. The model file's alias the swapped-out block used (kernel_size) is no longer an error."""
-    proc = _train(["model.layer.mixer.parts.1=fourier", *TOY_RUN, "hydra.run.dir=run"], tmp_path)
+    proc = _train(["mixer@model.layer.mixer.parts.conv=fourier", *TOY_RUN, "hydra.run.dir=run"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     from convbert import ConvBertForSequenceClassification
 
     model = ConvBertForSequenceClassification.from_pretrained(tmp_path / "run" / "model")
-    part = model.config.composition["layer"]["mixer"]["parts"][1]  # a block by name alone: its defaults
-    assert (part if isinstance(part, str) else part["name"]) == "fourier"
+    parts = model.config.composition["layer"]["mixer"]["parts"]
+    assert parts["conv"]["name"] == "fourier" and "kernel_size" not in parts["conv"]
     # ...but changing that alias now would change nothing: refused, as a misspelled key would be
-    proc = _train(["model.layer.mixer.parts.1=fourier", "model.kernel_size=5", *TOY_RUN,
+    proc = _train(["mixer@model.layer.mixer.parts.conv=fourier", "model.kernel_size=5", *TOY_RUN,
                    "hydra.run.dir=run2"], tmp_path)
     assert proc.returncode == 2 and "model.kernel_size" in proc.stderr and "change nothing" in proc.stderr
 
@@ -276,9 +276,9 @@ def test_a_block_swap_through_the_python_api_checks_aliases_like_the_cli() -> No
     from convbert.train.cli import compose_config
     from convbert.train.job import encoder_composition
 
-    composition, _ = encoder_composition(compose_config(["model.layer.mixer.parts.1=fourier"]), None)
-    assert composition["layer"]["mixer"]["parts"][1] == "fourier"
-    changed = compose_config(["model.layer.mixer.parts.1=fourier", "model.kernel_size=5"])
+    composition, _ = encoder_composition(compose_config(["mixer@model.layer.mixer.parts.conv=fourier"]), None)
+    assert composition["layer"]["mixer"]["parts"]["conv"]["name"] == "fourier"
+    changed = compose_config(["mixer@model.layer.mixer.parts.conv=fourier", "model.kernel_size=5"])
     with pytest.raises(ConfigError, match=r"model\.kernel_size"):
         encoder_composition(changed, None)
 

@@ -1,6 +1,9 @@
 """Mixed attention: concatenate the heads of several token mixers (ConvBERT = attention + span conv).
 
-The head ratio decides the split. With ``num_heads`` (the config's head count) and ``head_ratio`` set, each
+``parts`` maps each part's role to its mixer node (``{attention: {name: self_attention}, conv: {name:
+span_conv}}``, in order), so a config swaps one part by its role: ``mixer@model.layer.mixer.parts.conv=
+dynamic_conv``; a list of nodes (the normal form a saved config.json holds) works too. The head ratio decides
+the split. With ``num_heads`` (the config's head count) and ``head_ratio`` set, each
 part whose node leaves ``num_heads``/``head_size`` empty gets ``max(num_heads // head_ratio, 1)`` heads of
 size ``head_size_rule`` decides: ``"hf"`` (Hugging Face after transformers PR #21849: the attention width is
 hidden/2 and the head size grows with the ratio) or ``"paper"`` (head size hidden/num_heads fixed, each
@@ -24,7 +27,8 @@ HEAD_SIZE_RULES = ("hf", "paper")
 
 @dataclass
 class MixedParams:
-    parts: list = field(default_factory=lambda: [{"name": "self_attention"}, {"name": "span_conv"}])
+    parts: Any = field(default_factory=lambda: {"attention": {"name": "self_attention"},
+                                                "conv": {"name": "span_conv"}})
     num_heads: int | None = None
     head_ratio: int | None = None
     head_size_rule: str = "hf"
@@ -38,6 +42,15 @@ def split_heads(hidden: int, num_heads: int, head_ratio: int, rule: str) -> tupl
     heads = max(num_heads // head_ratio, 1)
     size = (hidden // heads) // 2 if rule == "hf" else hidden // num_heads
     return heads, size
+
+
+def part_items(parts: Any, path: str) -> list[tuple[str, Any]]:
+    """(key, node) of each part: role names of a mapping, indices of a list."""
+    if isinstance(parts, dict):
+        return [(str(k), v) for k, v in parts.items()]
+    if isinstance(parts, (list, tuple)):
+        return [(str(i), v) for i, v in enumerate(parts)]
+    raise ConfigError(f"{path}.parts: expected a mapping of role -> mixer node (or a list), got {parts!r}")
 
 
 class MixedAttention(nn.Module):
@@ -55,12 +68,12 @@ class MixedAttention(nn.Module):
                 ctx.hidden_size, params.num_heads, params.head_ratio, params.head_size_rule
             )
         parts = []
-        for i, node in enumerate(params.parts):
+        for key, node in part_items(params.parts, ctx.path):
             node = {"name": node} if isinstance(node, str) else dict(node)
             extra = dict(fill)
             if params.dropout is not None and node.get("name") == "self_attention":
                 extra["dropout"] = params.dropout
-            parts.append(ctx.build("mixer", node, f"parts.{i}", **extra))
+            parts.append(ctx.build("mixer", node, f"parts.{key}", **extra))
         self.parts = nn.ModuleList(parts)
         self.output_size = sum(p.output_size for p in parts)
 

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -31,6 +32,28 @@ TOP_LEVEL = tuple(f for f in RunConfig.__dataclass_fields__ if f not in NODES)
 STAMP_ENV = "CONVBERT_RUN_STAMP"
 
 
+def group_options(group: str) -> list[str]:
+    """The options of a config group: its YAML files in the shipped tree and in the plugins' config dirs."""
+    from convbert.registry import Registry
+
+    roots = [CONF_DIR, *map(Path, Registry.default().config_dirs)]
+    return sorted({p.stem for root in roots for p in (root / group).glob("*.yaml")})
+
+
+def check_group_option(key: str, group: str, value: str) -> None:
+    """Refuse ``group=<option>`` naming no file of that group, listing its options (closest first)."""
+    options = group_options(group)
+    if not options or value in ("null", ""):
+        return
+    wanted = value.split(",") if "," in value and "(" not in value else [value]  # a sweep: each option
+    for option in wanted:
+        if option.strip() not in options:
+            close = difflib.get_close_matches(option.strip(), options, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{key}={option}: no such option of config group {group!r}.{hint} Its "
+                              f"options: {', '.join(options)} (conf/{group}/*.yaml or a plugin's config dir)")
+
+
 def prepare_overrides(args: list[str]) -> list[str]:
     """Command-line overrides as convbert passes them to Hydra.
 
@@ -44,7 +67,10 @@ def prepare_overrides(args: list[str]) -> list[str]:
         if arg.startswith("-") or "=" not in arg:
             out.append(arg)
             continue
-        key = arg.split("=", 1)[0]
+        key, value = arg.split("=", 1)
+        group = key.lstrip("+~").split("@", 1)[0]
+        if group.split("/", 1)[0] in GROUPS and "." not in group:
+            check_group_option(key.lstrip("+~"), group, value)
         if key.startswith(("+", "~", "hydra")) or "@" in key or "/" in key:
             out.append(arg)
         elif "." in key and key.split(".", 1)[0] in NODES:

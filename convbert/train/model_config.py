@@ -22,6 +22,7 @@ from convbert.composition import CompositionSchema, normalize_composition
 from convbert.errors import ConfigError, ConvBertError
 from convbert.modeling import build_model
 from convbert.paths import CONF_DIR
+from convbert.registry import Registry
 
 COMPOSITION_KEYS = tuple(f.name for f in dataclasses.fields(CompositionSchema))
 
@@ -38,22 +39,68 @@ def _mentions(raw: Any, alias: str) -> bool:
     return False
 
 
+_WIRING = re.compile(r"^\$\{model\.\w+\}$")
+
+
+def _is_wiring(raw: Any) -> bool:
+    """A value that only forwards model aliases: ``${model.x}``, or a mapping / list of nothing else."""
+    if isinstance(raw, str):
+        return bool(_WIRING.match(raw))
+    if isinstance(raw, dict):
+        return bool(raw) and all(_is_wiring(v) for v in raw.values())
+    if isinstance(raw, list):
+        return bool(raw) and all(_is_wiring(v) for v in raw)
+    return False
+
+
+def _drop_unmatched_wiring(registry: Registry, kind: str, raw: dict, resolved: dict) -> None:
+    """Remove, in place, alias wiring aimed at parameters the block in that slot does not have."""
+    spec = registry.specs.get(kind, {}).get(raw.get("name") if isinstance(raw.get("name"), str) else "")
+    if spec is None:
+        return  # an unknown block: the registry's own error names it
+    fields = {f.name for f in dataclasses.fields(spec.params)}
+    for key in list(raw):
+        if key != "name" and key not in fields and _is_wiring(raw[key]):
+            del raw[key]
+            resolved.pop(key, None)
+    for key, value in raw.items():  # nested blocks: a field named after a kind, or `parts` of the same kind
+        child = key if key in registry.specs else (kind if key == "parts" else None)
+        if child is None or not isinstance(resolved.get(key), type(value)):
+            continue
+        if isinstance(value, dict) and "name" in value:
+            _drop_unmatched_wiring(registry, child, value, resolved[key])
+        elif isinstance(value, dict):
+            for role, part in value.items():
+                if isinstance(part, dict) and isinstance(resolved[key].get(role), dict):
+                    _drop_unmatched_wiring(registry, child, part, resolved[key][role])
+        elif isinstance(value, list):
+            for part, done in zip(value, resolved[key], strict=False):
+                if isinstance(part, dict) and isinstance(done, dict):
+                    _drop_unmatched_wiring(registry, child, part, done)
+
+
 def model_composition(node: DictConfig | dict, path: str = "model",
                       declared: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The composition a model node describes, checked by the registry (errors name the key path).
 
-    ``declared``: the aliases of the model file the node came from, with their values there. One that no
-    block refers to any more (``model.layer.mixer.parts.1=fourier`` replaced the block using
-    ``${model.kernel_size}``) is fine while it keeps the file's value; changed, it would change nothing,
-    which is refused like a misspelled alias.
+    A model file wires its aliases into the block slots (``parts.conv.kernel_size: ${model.kernel_size}``);
+    when a slot holds a block without that parameter (``mixer@model.layer.mixer.parts.conv=fourier``), the
+    wiring is dropped, so swapping a block never needs its neighbours' keys removed. Keys set to values (not
+    wired) are checked strictly. ``declared``: the aliases of the model file the node came from, with their
+    values there. One that no block refers to any more is fine while it keeps the file's value; changed, it
+    would change nothing, which is refused like a misspelled alias.
     """
     if isinstance(node, DictConfig):
         raw = OmegaConf.to_container(node, resolve=False)
         resolved = OmegaConf.to_container(node, resolve=True)
     else:
-        raw = resolved = copy.deepcopy(dict(node))
+        raw, resolved = copy.deepcopy(dict(node)), copy.deepcopy(dict(node))
     if not isinstance(resolved, dict) or not resolved:
         raise ConfigError(f"{path}: expected a composition (hidden_size, num_layers, embedding, layer, ...)")
+    registry = Registry.default()
+    for kind in ("embedding", "layer", "head"):
+        if isinstance(raw.get(kind), dict) and isinstance(resolved.get(kind), dict):
+            _drop_unmatched_wiring(registry, kind, raw[kind], resolved[kind])
     composition = canonical({k: v for k, v in resolved.items() if k in COMPOSITION_KEYS})
     normalized = normalize_composition(composition)  # every block node against its parameter dataclass
     raw_composition = {k: v for k, v in raw.items() if k in COMPOSITION_KEYS}
@@ -78,8 +125,6 @@ def model_composition(node: DictConfig | dict, path: str = "model",
 
 def _model_files() -> dict[str, str]:
     """Model option name -> its YAML file: the shipped tree first, then the plugins' config dirs."""
-    from convbert.registry import Registry
-
     files: dict[str, str] = {}
     for root in (str(CONF_DIR), *Registry.default().config_dirs):
         folder = os.path.join(root, "model")
@@ -90,9 +135,15 @@ def _model_files() -> dict[str, str]:
     return files
 
 
-def _aliases_of(path: str) -> dict[str, Any]:
+def _aliases_of(path: str, files: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The aliases a model file declares, those of the model files it starts from (its defaults) included."""
     node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    return {k: v for k, v in node.items() if k not in COMPOSITION_KEYS and k != "defaults"}
+    aliases: dict[str, Any] = {}
+    for entry in node.get("defaults") or []:
+        if isinstance(entry, str) and files and entry in files:  # another option of the `model` group
+            aliases.update(_aliases_of(files[entry], files))
+    aliases.update({k: v for k, v in node.items() if k not in COMPOSITION_KEYS and k != "defaults"})
+    return aliases
 
 
 def declared_aliases(choice: str | None, node: DictConfig | dict | None = None) -> dict[str, Any]:
@@ -101,13 +152,13 @@ def declared_aliases(choice: str | None, node: DictConfig | dict | None = None) 
     gone), the model file whose aliases are the node's, most of them at the same values."""
     files = _model_files()
     if choice:
-        return _aliases_of(files[choice]) if choice in files else {}
+        return _aliases_of(files[choice], files) if choice in files else {}
     if node is None:
         return {}
     raw = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else dict(node)
     best, score = {}, -1
     for path in files.values():
-        aliases = _aliases_of(path)
+        aliases = _aliases_of(path, files)
         if aliases and set(aliases) <= set(raw):
             same = sum(raw[k] == v for k, v in aliases.items())
             if same > score:
