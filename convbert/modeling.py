@@ -20,6 +20,7 @@ from convbert.config import ConvBertConfig
 from convbert.errors import CheckpointError, InputError
 from convbert.interop import hf_keys
 from convbert.interop.files import load_state_dict_dir, save_weights
+from convbert.interop.key_matching import KeyMismatch
 from convbert.kernels.sequence_mask import SequenceMask
 from convbert.outputs import BaseModelOutput, ModelOutput
 from convbert.registry import Registry
@@ -303,18 +304,10 @@ class ConvBertPreTrainedModel(nn.Module):
             mapped, unmapped = self._adapt_own_prefix(state, ours)
         else:
             mapped, unmapped = hf_keys.from_hf(state, self.head_name)
-        foreign_heads = [k for k in unmapped if k.startswith((*hf_keys.HF_HEAD_PREFIXES, "head."))]
-        unexpected = [k for k in unmapped if k not in foreign_heads]
         tied = {"head.decoder.weight"} if self._decoder_is_tied() else set()
-        missing = [k for k in ours if k not in mapped and k not in tied]
-        missing_head = [k for k in missing if k.startswith("head.")]
-        missing = [k for k in missing if k not in missing_head]
-        if missing or unexpected:
-            raise CheckpointError(
-                f"checkpoint {source} does not match {type(self).__name__}: missing keys "
-                f"[{', '.join(missing) or '-'}]; unexpected keys [{', '.join(unexpected) or '-'}]. "
-                "Check that config.json describes the same architecture as the weights."
-            )
+        mismatch = KeyMismatch.sort(missing=[k for k in ours if k not in mapped and k not in tied],
+                                    unexpected=unmapped, head_prefixes=(*hf_keys.HF_HEAD_PREFIXES, "head."))
+        mismatch.require_match(source, type(self).__name__)
         wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(ours[k].shape)}"
                  for k, v in mapped.items() if k in ours and v.shape != ours[k].shape]
         if wrong and not ignore_mismatched_sizes:
@@ -327,12 +320,7 @@ class ConvBertPreTrainedModel(nn.Module):
             logger.warning("%s: re-initialised tensors of another shape: %s", type(self).__name__,
                            "; ".join(wrong))
             mapped = {k: v for k, v in mapped.items() if k not in ours or v.shape == ours[k].shape}
-        if missing_head:
-            logger.warning("%s: newly initialised head weights (train them): %s", type(self).__name__,
-                           ", ".join(missing_head))
-        if foreign_heads:
-            logger.info("%s: ignored weights of another task head: %s", type(self).__name__,
-                        ", ".join(foreign_heads))
+        mismatch.log_heads(logger, type(self).__name__)
         self.load_state_dict({k: v for k, v in mapped.items() if k in ours}, strict=False)
 
     def _own_names(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

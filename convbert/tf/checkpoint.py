@@ -17,6 +17,7 @@ from safetensors.numpy import load_file, save_file
 from convbert.errors import CheckpointError
 from convbert.interop import hf_keys
 from convbert.interop.files import PICKLE_WEIGHTS, SAFE_INDEX, SAFE_WEIGHTS, atomic_write
+from convbert.interop.key_matching import KeyMismatch
 from convbert.tf.weights import WeightMap
 
 logger = logging.getLogger(__name__)
@@ -82,27 +83,16 @@ def load_into(variables: WeightMap, state: dict[str, np.ndarray], head: str | No
             key = key[len(prefix):]
         adapted[key] = value
     tied_decoder = "generator_lm_head.weight"
-    unexpected = [k for k in adapted if k not in variables and k != tied_decoder]
-    foreign = [k for k in unexpected if k.startswith(hf_keys.HF_HEAD_PREFIXES)]
-    unexpected = [k for k in unexpected if k not in foreign]
-    missing = [k for k in variables if k not in adapted]
-    missing_head = [k for k in missing if k.startswith(hf_keys.HF_HEAD_PREFIXES)]
-    missing = [k for k in missing if k not in missing_head]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"checkpoint {source} does not match the model: missing keys [{', '.join(missing) or '-'}]; "
-            f"unexpected keys [{', '.join(unexpected) or '-'}]. Check that config.json describes the same "
-            "architecture as the weights."
-        )
+    mismatch = KeyMismatch.sort(missing=[k for k in variables if k not in adapted],
+                                unexpected=[k for k in adapted if k not in variables and k != tied_decoder],
+                                head_prefixes=hf_keys.HF_HEAD_PREFIXES)
+    mismatch.require_match(source, "the model")
     converted = {k: layout.to_keras(adapted[k]) for k, (_, layout) in variables.items() if k in adapted}
     wrong = [f"{k}: checkpoint {tuple(adapted[k].shape)} vs model {tuple(variables[k][0].shape)}"
              for k, v in converted.items() if tuple(v.shape) != tuple(variables[k][0].shape)]
     if wrong:
         raise CheckpointError(f"checkpoint {source} has tensors of the wrong shape: {'; '.join(wrong)}")
-    if missing_head:
-        logger.warning("newly initialised head weights (train them): %s", ", ".join(missing_head))
-    if foreign:
-        logger.info("ignored weights of another task head: %s", ", ".join(foreign))
+    mismatch.log_heads(logger, "TF model")
     for key, value in converted.items():
         variables[key][0].assign(value.astype(np.float32, copy=False))
 

@@ -24,6 +24,7 @@ from convbert.errors import ConfigError
 from convbert.interop.files import load_state_dict_dir
 from convbert.modeling import task_class_for
 from convbert.registry import Registry
+from convbert.train import metrics
 from convbert.train.batching import collate
 from convbert.train.records import load_records
 from convbert.train.schema import LabelledDataConfig
@@ -186,6 +187,18 @@ class Task:
         for start in range(0, len(features), batch_size):
             chunk = features[start:start + batch_size]
             yield chunk, {k: v.to(device) for k, v in collate(chunk, pad).items()}
+
+
+class OneLabelPerExample:
+    """For tasks whose features carry one class label each (``labels``): the majority-class baseline and the
+    label entropy as the chance level of the training loss."""
+
+    def baseline(self, train: Features, dev: Features) -> dict[str, float]:
+        return {"majority_accuracy": metrics.majority_accuracy([f["labels"] for f in train],
+                                                               [f["labels"] for f in dev])}
+
+    def chance_loss(self, train: Features) -> float | None:
+        return metrics.entropy([f["labels"] for f in train])
 
 
 def check_labels(labels: Sequence[int], num_labels: int, path: str) -> None:

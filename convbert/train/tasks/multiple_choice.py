@@ -11,7 +11,7 @@ from convbert import data as shipped
 from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
 from convbert.train import metrics
-from convbert.train.tasks.base import Task, check_labels
+from convbert.train.tasks.base import OneLabelPerExample, Task, check_labels
 
 
 @dataclass
@@ -20,7 +20,7 @@ class MultipleChoiceConfig:
     head: Any = field(default_factory=lambda: {"name": "multiple_choice"})
 
 
-class MultipleChoice(Task):
+class MultipleChoice(OneLabelPerExample, Task):
     """Pick one of C continuations: each (context, choice) pair is scored, softmax over the choices.
     Metric: accuracy."""
 
@@ -47,13 +47,6 @@ class MultipleChoice(Task):
             raise ConfigError(f"multiple choice records have different numbers of choices {sorted(sizes)}; "
                               "every record needs the same number (it is the head's num_labels)")
         return features
-
-    def baseline(self, train, dev):
-        return {"majority_accuracy": metrics.majority_accuracy([f["labels"] for f in train],
-                                                               [f["labels"] for f in dev])}
-
-    def chance_loss(self, train):
-        return metrics.entropy([f["labels"] for f in train])
 
     @torch.no_grad()
     def evaluate(self, module, dev, batch_size, device, autocast):

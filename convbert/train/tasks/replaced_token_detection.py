@@ -24,7 +24,7 @@ from convbert.modeling import ConvBertForMaskedLM, ConvBertWithHead, build_model
 from convbert.outputs import ModelOutput
 from convbert.train import metrics
 from convbert.train.model_config import generator_composition, with_head
-from convbert.train.tasks.masked_lm import DEV_MASK_SEED, MaskedLanguageModeling
+from convbert.train.tasks.masked_lm import DEV_MASK_SEED, MaskedLanguageModeling, MaskedLMConfig
 
 SHARED_EMBEDDINGS = ("word", "position", "token_type", "norm")
 
@@ -93,11 +93,10 @@ class ReplacedTokenDetectionModel(nn.Module):
 
 
 @dataclass
-class ReplacedTokenDetectionConfig:
+class ReplacedTokenDetectionConfig(MaskedLMConfig):
+    """The masking of MaskedLMConfig (applied for the generator), then the generator and discriminator."""
+
     name: str = "pretrain_rtd"
-    mask_prob: float = 0.15
-    mask_token_prob: float = 0.8
-    random_token_prob: float = 0.1
     generator_size_divisor: int = 4
     discriminator_weight: float = 50.0
     generator_weight: float = 1.0

@@ -11,7 +11,7 @@ import torch
 from convbert import data as shipped
 from convbert.hookspecs import hookimpl
 from convbert.train import metrics
-from convbert.train.tasks.base import Task, check_labels
+from convbert.train.tasks.base import OneLabelPerExample, Task, check_labels
 
 
 @dataclass
@@ -20,7 +20,7 @@ class SequenceClassificationConfig:
     head: Any = field(default_factory=lambda: {"name": "sequence_classification"})
 
 
-class SequenceClassification(Task):
+class SequenceClassification(OneLabelPerExample, Task):
     """One label per text (sentiment): the [CLS] state through the classification head. Metric: accuracy."""
 
     name = "sequence_classification"
@@ -49,13 +49,6 @@ class SequenceClassification(Task):
         enc = self.tokenizer([r["text"] for r in records], truncation=True, max_length=max_length)
         return [{"input_ids": ids, "labels": int(record["label"])}
                 for ids, record in zip(enc["input_ids"], records, strict=True)]
-
-    def baseline(self, train, dev):
-        return {"majority_accuracy": metrics.majority_accuracy([f["labels"] for f in train],
-                                                               [f["labels"] for f in dev])}
-
-    def chance_loss(self, train):
-        return metrics.entropy([f["labels"] for f in train])
 
     @torch.no_grad()
     def evaluate(self, module, dev, batch_size, device, autocast):
