@@ -11,6 +11,10 @@ class ConfigError(ConvBertError, ValueError):
     """A configuration or composition value is wrong; the message names the key path and the fix."""
 
 
+class DataError(ConfigError):
+    """A data file or record is malformed (not UTF-8, not JSON, wrong types, empty); names file:line."""
+
+
 class UnknownBlockError(ConfigError, KeyError):
     """A block name that no installed plugin registered."""
 
