@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry = Registry.default()
         registry.load_modules(args.plugin)
     except ConvBertError as exc:
-        print(f"convbert-blocks: {exc}", file=sys.stderr)
+        print(f"convbert-blocks: error: {exc}", file=sys.stderr)
         return 2
     if args.check:
         return _check(registry, args.kind, args.json)

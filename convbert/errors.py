@@ -40,3 +40,7 @@ class InputError(ConvBertError, ValueError):
 
 class NotExpressibleError(ConfigError):
     """A composition that Hugging Face's ConvBertConfig cannot describe was asked for in its format."""
+
+
+class TrainingDiverged(ConvBertError):
+    """The training loss became NaN or infinite; the stage stopped with the weights of the step before."""

@@ -12,6 +12,7 @@ import pytest
 
 from convbert import data
 from convbert.data import SPLITS, TOKEN_LABELS
+from convbert.errors import DataError
 
 MARKUP = re.compile(
     r"\{\{|\}\}|\[\[|\]\]|<ref|</?[a-zA-Z][^>]*>|'''|''|==|\|\w|&[a-z]+;|Category:|File:|thumb\|"
@@ -190,7 +191,7 @@ def test_readers_on_user_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"records.jsonl:2: invalid JSON"):
         data.read_jsonl(records)
     records.write_text("[1, 2]\n", encoding="utf-8")
-    with pytest.raises(TypeError, match="expected a JSON object"):
+    with pytest.raises(DataError, match=r"records.jsonl:1: expected a JSON object"):
         data.read_jsonl(records)
 
     tsv = tmp_path / "s.tsv"

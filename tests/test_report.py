@@ -40,9 +40,12 @@ def test_report_prints_one_row_per_run_and_writes_its_files(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 0
 
 
-def test_report_on_a_folder_without_runs_says_so(tmp_path):
-    with pytest.raises(SystemExit, match="no runs"):
+def test_report_on_a_folder_without_runs_says_so(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convbert-report: error: no finished runs") and "Traceback" not in err
 
 
 def test_runs_that_differ_in_seed_are_also_summarised_per_configuration(tmp_path, capsys):

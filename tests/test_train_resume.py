@@ -59,7 +59,11 @@ def test_checkpoints_are_safetensors_and_json_written_atomically(tmp_path):
     assert checkpoint.name == "step-000004"
     assert sorted(p.name for p in directory.iterdir()) == ["done.json", "step-000004"]  # older ones pruned
     assert sorted(p.name for p in checkpoint.iterdir()) == [
-        "model.safetensors", "optimizer.safetensors", "rng-rank0.json", "rng-rank0.safetensors", "state.json"]
+        "manifest.json", "model.safetensors", "optimizer.safetensors", "rng-rank0.json",
+        "rng-rank0.safetensors", "state.json"]
+    manifest = json.loads((checkpoint / "manifest.json").read_text())["files"]
+    assert sorted(manifest) == sorted(p.name for p in checkpoint.iterdir() if p.name != "manifest.json")
+    assert manifest["state.json"]["bytes"] == (checkpoint / "state.json").stat().st_size
     state = json.loads((checkpoint / "state.json").read_text())
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (4, 1, 1)  # 3 batches per epoch
     assert not list(tmp_path.rglob("*.tmp")), "no temporary files are left behind"

@@ -20,7 +20,7 @@ from convbert.data.datasets import (
     load_sentiment,
     load_token_classification,
 )
-from convbert.data.readers import iter_text_file, read_jsonl, read_sentiment_tsv, read_text_file
+from convbert.data.readers import iter_jsonl, iter_text_file, read_jsonl, read_sentiment_tsv, read_text_file
 from convbert.data.splits import SPLITS, stable_split
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "TOKEN_LABELS",
     "data_path",
     "iter_corpus",
+    "iter_jsonl",
     "iter_text_file",
     "load_corpus",
     "load_multiple_choice",

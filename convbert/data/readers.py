@@ -52,7 +52,11 @@ def read_jsonl(source: Source) -> list[dict[str, Any]]:
     A byte-order mark is skipped. A line that is not valid JSON, or not an object, and a file that is not
     UTF-8 raise ``DataError`` naming the file and line number.
     """
-    records: list[dict[str, Any]] = []
+    return [record for _, record in iter_jsonl(source)]
+
+
+def iter_jsonl(source: Source) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of each object of a JSON Lines file (see :func:`read_jsonl`)."""
     with open_text(source) as handle:
         for number, line in enumerate(_lines(handle, source), start=1):
             if number == 1:
@@ -68,8 +72,7 @@ def read_jsonl(source: Source) -> list[dict[str, Any]]:
             if not isinstance(record, dict):
                 raise DataError(f"{source}:{number}: expected a JSON object ({{...}}), got "
                                 f"{type(record).__name__}")
-            records.append(record)
-    return records
+            yield number, record
 
 
 def _lines(handle: Any, source: Source) -> Iterator[str]:

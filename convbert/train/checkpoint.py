@@ -6,14 +6,20 @@
         state.json                step, data position, optimizer hyper-parameters, scheduler, loss window ...
         rng-rank<r>.safetensors   torch (and CUDA) RNG states and the task's generator, one file per process
         rng-rank<r>.json          Python's ``random`` state
+        manifest.json             bytes and SHA-256 of every file above, written last
 
 A checkpoint is written into a hidden temporary directory that is renamed into place when complete, so a run
-killed at any moment leaves the previous checkpoint or the new one, never half of one.
+killed at any moment leaves the previous checkpoint or the new one, never half of one. A file damaged later
+(a disk error, a truncating copy) fails its checksum: ``resume=true`` then falls back to the newest intact
+checkpoint, which is why two are kept by default.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import logging
 import os
 import random
 import shutil
@@ -28,6 +34,8 @@ from convbert.interop.files import atomic_write_text, load_safetensors
 from convbert.train.distributed import Distributed
 
 PREFIX = "step-"
+MANIFEST = "manifest.json"
+log = logging.getLogger("convbert.train")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -48,6 +56,68 @@ def checkpoints(directory: Path) -> list[Path]:
 def latest_checkpoint(directory: Path) -> Path | None:
     found = checkpoints(directory)
     return found[-1] if found else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(path: Path) -> None:
+    """Record bytes and SHA-256 of every file of the checkpoint directory ``path``."""
+    files = {f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+             for f in sorted(path.iterdir()) if f.is_file() and f.name != MANIFEST}
+    (path / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
+
+
+def checkpoint_damage(path: Path) -> str | None:
+    """What is wrong with the checkpoint ``path`` (a missing, truncated or altered file), or None if intact.
+
+    A checkpoint written before manifests existed is checked for its files being readable JSON/present."""
+    manifest = path / MANIFEST
+    if not manifest.exists():
+        needed = ["state.json", "model.safetensors", "optimizer.safetensors"]
+        missing = [name for name in needed if not (path / name).is_file()]
+        return f"{path / missing[0]} is missing" if missing else None
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{manifest} is unreadable ({exc})"
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            return f"{file} is missing"
+        size = file.stat().st_size
+        if size != expected["bytes"]:
+            return f"{file} has {size} bytes, {expected['bytes']} were written (truncated or overwritten)"
+        if _sha256(file) != expected["sha256"]:
+            return f"{file} does not match its SHA-256 checksum (the file was altered after it was written)"
+    return None
+
+
+def resumable_checkpoint(directory: Path) -> Path | None:
+    """The newest intact checkpoint in ``directory``; damaged newer ones are reported and skipped.
+
+    None when there is no checkpoint; a CheckpointError when there are some but none is intact."""
+    found = checkpoints(directory)
+    damaged: list[str] = []
+    for path in reversed(found):
+        problem = checkpoint_damage(path)
+        if problem is None:
+            if damaged:
+                log.warning("resume: skipping damaged checkpoint(s): %s; resuming from %s",
+                            "; ".join(damaged), path.name)
+            return path
+        damaged.append(problem)
+    if damaged:
+        raise CheckpointError(
+            f"no intact checkpoint to resume from in {directory}: {'; '.join(damaged)}. Start over with "
+            f"resume=false and another hydra.run.dir, or delete {directory} and run again with resume=true "
+            "(the stage restarts from its first step)")
+    return None
 
 
 # -- optimizer state <-> tensors + JSON ---------------------------------------------------------------------
@@ -104,10 +174,31 @@ def load_rng(rng: torch.Generator, tensors: dict[str, torch.Tensor], meta: dict[
 # -- save / load ------------------------------------------------------------------------------------------
 def save_checkpoint(directory: Path, step: int, *, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: Any, rng: torch.Generator, state: dict[str, Any], dist: Distributed,
-                    keep: int = 1) -> Path:
-    """Write the full training state at ``step``; every process calls this (each writes its RNG state)."""
+                    keep: int = 2) -> Path:
+    """Write the full training state at ``step``; every process calls this (each writes its RNG state).
+
+    A failed write (a full disk, a lost permission) removes the half-written directory and raises a
+    CheckpointError: the checkpoints written before stay as they were."""
     final = directory / f"{PREFIX}{step:06d}"
     tmp = directory / f".{final.name}.tmp"
+    try:
+        _write_checkpoint(directory, final, tmp, module=module, optimizer=optimizer, scheduler=scheduler,
+                          rng=rng, state=state, dist=dist, keep=keep)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        earlier = latest_checkpoint(directory)
+        kept = f"the previous checkpoint {earlier} is intact" if earlier else "no earlier checkpoint exists"
+        fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix the problem"
+        raise CheckpointError(
+            f"could not write checkpoint {final.name} in {directory}: {exc.strerror or exc}; {kept}. "
+            f"{fix.capitalize()}, then continue with resume=true") from exc
+    return final
+
+
+def _write_checkpoint(directory: Path, final: Path, tmp: Path, *, module: torch.nn.Module,
+                      optimizer: torch.optim.Optimizer, scheduler: Any, rng: torch.Generator,
+                      state: dict[str, Any], dist: Distributed, keep: int) -> None:
+    step = int(final.name.removeprefix(PREFIX))
     if dist.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -124,6 +215,7 @@ def save_checkpoint(directory: Path, step: int, *, module: torch.nn.Module, opti
         record = {**state, "step": step, "world_size": dist.world_size, "optimizer": opt_meta,
                   "scheduler": scheduler.state_dict()}
         (tmp / "state.json").write_text(json.dumps(record, indent=1))
+        write_manifest(tmp)
         for file in tmp.iterdir():
             with open(file, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -134,7 +226,6 @@ def save_checkpoint(directory: Path, step: int, *, module: torch.nn.Module, opti
         for old in checkpoints(directory)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     dist.barrier()
-    return final
 
 
 def load_checkpoint(path: Path, *, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,

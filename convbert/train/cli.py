@@ -18,18 +18,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from convbert.errors import ConfigError, ConvBertError
 from convbert.paths import CONF_DIR
 from convbert.train.distributed import init_distributed, launched_by_torchrun
 from convbert.train.schema import RunConfig
+from convbert.user_errors import report_and_exit
 
 NODES = ("model", "task", "data", "trainer", "pretrain")
 GROUPS = ("model", "task", "data", "trainer", "pretrain", "experiment",
           "embedding", "mixer", "ffn", "layer", "head")
 TOP_LEVEL = tuple(f for f in RunConfig.__dataclass_fields__ if f not in NODES)
 STAMP_ENV = "CONVBERT_RUN_STAMP"
+PROG = "convbert-train"
+# Hydra's own options: with these the command prints or composes something else than one run
+HYDRA_OPTIONS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "--resolve", "-p",
+                 "--package", "--shell-completion", "--version", "-cp", "--config-path", "-cn",
+                 "--config-name", "-cd", "--config-dir", "--experimental-rerun")
 
 
 def group_options(group: str) -> list[str]:
@@ -110,7 +116,8 @@ def plugin_search_path(args: Sequence[str]) -> list[str]:
     return [*rest[:first], override, *rest[first:]]
 
 
-def compose_config(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
+def compose_config(overrides: Sequence[str] = (), config_name: str = "train",
+                   return_hydra_config: bool = False) -> DictConfig:
     """The config ``convbert-train <overrides>`` runs with, through Hydra's compose API (notebooks, tests).
 
     >>> cfg = compose_config(["task=pretrain_mlm", "trainer.max_steps=10"])
@@ -120,22 +127,68 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "train") ->
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="train"):
         args = prepare_overrides(list(overrides))
-        return compose(config_name, overrides=plugin_search_path(args))
+        return compose(config_name, overrides=plugin_search_path(args),
+                       return_hydra_config=return_hydra_config)
+
+
+def check_writable_dir(path: Path, key: str) -> None:
+    """Refuse an output directory that cannot be created or written (a file in the way, no permission)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={path}: {existing} is a file, not a directory; choose another {key}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={path}: {existing} is not writable by this user; choose another {key} "
+                          "or fix its permissions")
+
+
+def check_command_line(args: Sequence[str]) -> None:
+    """Refuse a command line Hydra or the run's schema would refuse, as one ConfigError naming the override.
+
+    Hydra reports its own errors (a malformed override, a missing group option, a key it cannot set) with
+    exit status 1 and a hint about HYDRA_FULL_ERROR; here they are caught first. A single run is composed
+    and checked in full; a sweep (``-m``) has each override parsed (each of its jobs is checked when it runs).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from convbert.train.job import plan_run
+
+    if any(a.split("=", 1)[0] in HYDRA_OPTIONS for a in args if a.startswith("-")):
+        return
+    overrides = [a for a in args if not a.startswith("-")]
+    try:
+        if "-m" in args or "--multirun" in args:
+            OverridesParser.create().parse_overrides(overrides)
+        else:
+            cfg = compose_config(overrides, return_hydra_config=True)
+            check_writable_dir(Path(cfg.hydra.run.dir), "hydra.run.dir")
+            with open_dict(cfg):
+                del cfg["hydra"]
+            plan_run(cfg)
+    except (HydraException, OmegaConfBaseException) as exc:
+        given = " ".join(a.removeprefix("++") for a in overrides)
+        raise ConfigError(f"{given}: {str(exc).strip()}") from None
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from convbert.train.job import run
+    from convbert.train.loop import Interrupted
 
     hc = HydraConfig.get()
     overrides = [o[2:] if o.startswith("++") else o for o in hc.overrides.task]
-    try:
-        return run(cfg, hc.runtime.output_dir, overrides)
-    except ConvBertError as exc:  # a config or checkpoint mistake: the message names the fix, no traceback
-        print(f"convbert-train: error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    try:  # a sweep's job that diverged stays in the sweep (its summary says so); a single run fails
+        return run(cfg, hc.runtime.output_dir, overrides, fail_on_divergence=hc.mode == RunMode.RUN)
+    except Interrupted as stop:  # Ctrl-C: the checkpoint is written and the resume command printed
+        sys.exit(stop.exit_code)
+    except (ConvBertError, OSError) as exc:  # the user's to fix: one line, no traceback; else a bug
+        report_and_exit(PROG, exc)
 
 
 def passive_openmp() -> None:
@@ -158,9 +211,9 @@ def main() -> None:
     passive_openmp()
     try:
         args = prepare_overrides(sys.argv[1:])
-    except ConfigError as exc:
-        print(f"convbert-train: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        check_command_line(args)
+    except ConvBertError as exc:
+        report_and_exit(PROG, exc)
     if launched_by_torchrun():
         # every process must write into the same run directory, and only process 0 writes Hydra's files
         dist = init_distributed()
@@ -169,7 +222,11 @@ def main() -> None:
         if not dist.is_main:
             args += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
     sys.argv = [sys.argv[0], *plugin_search_path(args)]
-    _hydra_main()
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra re-raises instead of printing half a traceback
+    try:
+        _hydra_main()
+    except (ConvBertError, OSError) as exc:  # e.g. Hydra could not create hydra.run.dir
+        report_and_exit(PROG, exc)
 
 
 if __name__ == "__main__":

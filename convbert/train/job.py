@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from convbert.config import ConvBertConfig
-from convbert.errors import ConfigError
+from convbert.errors import ConfigError, TrainingDiverged
 from convbert.interop.files import atomic_write_text
 from convbert.train import schema
-from convbert.train.checkpoint import latest_checkpoint, mark_done, stage_result
+from convbert.train.checkpoint import mark_done, resumable_checkpoint, stage_result
 from convbert.train.distributed import Distributed, init_distributed, pick_device
 from convbert.train.history import FILE as HISTORY_FILE
 from convbert.train.history import History
 from convbert.train.loop import Interrupted, StageRun, train
 from convbert.train.model_config import count_parameters, declared_aliases, model_composition, vocab_size
 from convbert.train.plotting import plot_history
+from convbert.train.run_lock import run_dir_lock
 from convbert.train.tasks import make_task
 from convbert.train.vocabulary import resolve_tokenizer
 
@@ -51,6 +52,9 @@ def encoder_composition(cfg: DictConfig, init_from: str | None) -> tuple[dict[st
             raise ConfigError(f"init_from={init_from!r}: no config.json there; pass a directory written by "
                               "save_pretrained (ours or Hugging Face's)")
         return ConvBertConfig.from_pretrained(path).encoder_composition(), f"init_from={init_from}"
+    if cfg.get("model") is None:
+        raise ConfigError("model: no model in the config; choose one with model=<option> (e.g. "
+                          "model=convbert_small) or start from a checkpoint with init_from=<directory>")
     choice = _choice("model")
     composition = model_composition(cfg.model, declared=declared_aliases(choice, cfg.model))
     return composition, f"model={choice}" if choice else "model"
@@ -110,27 +114,68 @@ def _prepare_run_dir(run_dir: Path, resuming: bool, resolved: dict[str, Any], di
     dist.barrier()
 
 
-def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> float | None:
-    """Run every stage of ``cfg`` writing into ``run_dir``; returns the last stage's dev metric
-    (None when the run stopped early on ``trainer.stop_after``)."""
-    started = time.perf_counter()
+@dataclass
+class RunPlan:
+    """A run's checked config: its stages, the encoder they train, where it comes from."""
+
+    run: schema.RunConfig
+    stages: list[schema.Stage]
+    composition: dict[str, Any]
+    source: str
+    encoder_parameters: int
+    init: str | None
+    skipped_pretrain: bool = False
+
+
+def plan_run(cfg: DictConfig) -> RunPlan:
+    """Check everything that can be checked before anything is written (schema, model, every stage's head),
+    so a mistake is reported at once; the command line calls this before Hydra starts the run."""
     run_cfg, stages = schema.check_run(cfg)
-    dist = init_distributed()
-    run_dir, resuming = Path(run_dir), run_cfg.resume is not False
-    if isinstance(run_cfg.resume, str):
-        run_dir = Path(run_cfg.resume)
-        if not run_dir.is_dir():
-            raise ConfigError(f"resume={run_cfg.resume!r}: no such run directory")
+    if isinstance(run_cfg.resume, str) and not Path(run_cfg.resume).is_dir():
+        raise ConfigError(f"resume={run_cfg.resume!r}: no such run directory")
     init = run_cfg.init_from
-    if init is not None and stages[0].name == "pretrain":
-        _say(dist, f"init_from={init}: starting from that checkpoint, so the pretrain stage is skipped")
+    skipped = init is not None and stages[0].name == "pretrain"
+    if skipped:
         stages = stages[1:]
     composition, source = encoder_composition(cfg, init)
     encoder_parameters = count_parameters(composition)  # builds on the meta device: a bad block fails here
     for stage in stages:  # every stage's head before the first one trains
         make_task(stage.task, tokenizer=None, path=f"{stage.path}task").check(composition)
+    return RunPlan(run_cfg, stages, composition, source, encoder_parameters, init, skipped)
+
+
+def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None,
+        fail_on_divergence: bool = False) -> float | None:
+    """Run every stage of ``cfg`` writing into ``run_dir``; returns the last stage's dev metric
+    (None when the run stopped early on ``trainer.stop_after``).
+
+    A stage whose loss became NaN stops there and the run still writes its summary (a sweep goes on to its
+    next job); with ``fail_on_divergence`` (a single command-line run) it then raises TrainingDiverged."""
+    started = time.perf_counter()
+    plan = plan_run(cfg)
+    dist = init_distributed()
+    run_dir, resuming = Path(run_dir), plan.run.resume is not False
+    if isinstance(plan.run.resume, str):
+        run_dir = Path(plan.run.resume)
+    if plan.skipped_pretrain:
+        _say(dist, f"init_from={plan.init}: starting from that checkpoint, so the pretrain stage is skipped")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
+    with run_dir_lock(run_dir, enabled=dist.is_main):
+        metric, diverged = _run_stages(run_dir, resuming, resolved, plan, overrides, started, dist)
+    if diverged and fail_on_divergence:
+        raise TrainingDiverged(f"{diverged}. The run directory {run_dir} holds everything up to the step "
+                               "before (model, checkpoints, metrics); lower trainer.learning_rate, raise "
+                               "warm-up, or use trainer.precision=fp32")
+    return metric
+
+
+def _run_stages(run_dir: Path, resuming: bool, resolved: dict[str, Any], plan: RunPlan,
+                overrides: list[str] | None, started: float,
+                dist: Distributed) -> tuple[float | None, str | None]:
+    """The part of ``run`` that writes into ``run_dir`` (under its lock): (dev metric, why it diverged)."""
+    run_cfg, stages, composition, init = plan.run, plan.stages, plan.composition, plan.init
+    source, encoder_parameters = plan.source, plan.encoder_parameters
     _prepare_run_dir(run_dir, resuming, resolved, dist)
 
     saved_tokenizer = run_dir / "tokenizer"
@@ -152,7 +197,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
         if finished is not None:
             _say(dist, f"{stage.name}: finished in the earlier run, reusing {finished['model_dir']}")
         else:
-            resume_from = latest_checkpoint(checkpoints_dir) if resuming else None
+            resume_from = resumable_checkpoint(checkpoints_dir) if resuming else None
             if resuming:  # drop what the killed run logged after its checkpoint
                 step = int(resume_from.name.removeprefix("step-")) if resume_from else -1
                 history.keep([r["stage"] for r in results], stage.name, step)
@@ -164,7 +209,9 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
             except Interrupted as stop:
                 _say(dist, f"{stage.name}: {stop}\ncontinue with: convbert-train {' '.join(overrides or [])} "
                            f"resume=true hydra.run.dir={run_dir}")
-                return None
+                if stop.exit_code:
+                    raise
+                return None, None
         results.append(finished)
         init = finished["model_dir"]
 
@@ -187,7 +234,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
         plot_history(history.records(), run_dir / "loss.png", title=f"{run_dir.name}: {source}")
         print(format_summary(summary), flush=True)
     dist.barrier()
-    return metric
+    diverged = next((f"{s['stage']} stage: {s['diverged']}" for s in results if "diverged" in s), None)
+    return metric, diverged
 
 
 def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], tokenizer: Any, init: str | None,
@@ -198,12 +246,12 @@ def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], toke
     if stage.trainer.num_threads:
         torch.set_num_threads(stage.trainer.num_threads)
     task = make_task(stage.task, tokenizer, path=f"{stage.path}task")
+    train_features, dev_features = task.features(stage.data)  # first: a task may learn its label names
     torch.manual_seed(seed)
     module = task.build(composition)
     if init is not None and resume_from is None:
         task.load_init(module, init)
     module.to(device)
-    train_features, dev_features = task.features(stage.data)
     baseline = task.baseline(train_features, dev_features)
     parameters = sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
     train_examples, dev_examples = count_examples(train_features), count_examples(dev_features)

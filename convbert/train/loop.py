@@ -10,7 +10,11 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +39,36 @@ class Diverged(Exception):
 
 
 class Interrupted(Exception):
-    """Raised after the checkpoint of ``trainer.stop_after``: the run stops as if it had been killed there."""
+    """Raised after the checkpoint of ``trainer.stop_after`` (exit status 0) or of a Ctrl-C (130): the run
+    stops as if it had been killed there, and ``resume=true`` continues exactly."""
 
-    def __init__(self, step: int, checkpoint: Path) -> None:
-        super().__init__(f"stopped after step {step} (trainer.stop_after); checkpoint {checkpoint}")
-        self.step, self.checkpoint = step, checkpoint
+    def __init__(self, step: int, checkpoint: Path | None, why: str = "trainer.stop_after",
+                 exit_code: int = 0) -> None:
+        super().__init__(f"stopped after step {step} ({why}); checkpoint {checkpoint}")
+        self.step, self.checkpoint, self.exit_code = step, checkpoint, exit_code
+
+
+@contextlib.contextmanager
+def ctrl_c_stops_after_the_step(enabled: bool) -> Iterator[dict[str, bool]]:
+    """While training, a first Ctrl-C (SIGINT) asks the loop to finish its step and write a checkpoint; a
+    second one interrupts at once. Off in multi-process runs, where the processes would have to agree on
+    the step (there a killed run resumes from its last periodic checkpoint)."""
+    asked = {"stop": False}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        asked["stop"] = True
+        signal.signal(signal.SIGINT, previous)
+        print("\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again to stop without one)",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield asked
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -176,7 +205,9 @@ def train(run: StageRun) -> dict[str, Any]:
     bar = tqdm(total=max_steps, initial=step, desc=f"{run.name}: {run.task.config.name}", unit="step",
                disable=not (dist.is_main and t.progress), dynamic_ncols=True)
     diverged = None
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(bar.close)
+        ctrl_c = stack.enter_context(ctrl_c_stops_after_the_step(not dist.enabled))
         while step < max_steps and diverged is None:
             batches = order.epoch(epoch)
             while position < len(batches) and step < max_steps:
@@ -200,19 +231,20 @@ def train(run: StageRun) -> dict[str, Any]:
                     bar.set_postfix(loss=f"{last_train['loss']:.4g}")
                 if t.eval_every and step % t.eval_every == 0 and step < max_steps:
                     evaluate(run, step, autocast)
-                if step % t.save_every == 0 or step == max_steps or step == t.stop_after:
+                stopping = ctrl_c["stop"] and step < max_steps
+                if step % t.save_every == 0 or step == max_steps or step == t.stop_after or stopping:
                     at = (epoch + 1, 0) if position >= len(batches) else (epoch, position)  # the next batch
                     checkpoint = save_checkpoint(
                         run.checkpoint_dir, step, module=run.module, optimizer=optimizer, scheduler=scheduler,
                         rng=rng, dist=dist, keep=t.keep_checkpoints,
                         state={"epoch": at[0], "batch_in_epoch": at[1], "window": window.sums,
                                "last_train": last_train, "train_seconds": train_seconds})
+                if stopping:
+                    raise Interrupted(step, checkpoint, "Ctrl-C", exit_code=130)
                 if step == t.stop_after and step < max_steps:
                     raise Interrupted(step, checkpoint)
             if position >= len(batches):
                 epoch, position = epoch + 1, 0
-    finally:
-        bar.close()
     dev = evaluate(run, step, autocast)
     result = {"diverged": str(diverged)} if diverged else {}
     return {**result, "steps": step, "max_steps": max_steps, "epochs": round(step / order.steps_per_epoch, 3),

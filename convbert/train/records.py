@@ -12,7 +12,7 @@ from typing import Any
 
 from convbert import data as shipped
 from convbert.data.splits import stable_key, stable_split
-from convbert.errors import ConfigError
+from convbert.errors import ConfigError, DataError
 
 
 def user_file(path: str, key: str) -> Path:
@@ -39,6 +39,9 @@ def load_records(data: Any, split: str, task: Any) -> list[dict[str, Any]]:
         if missing:
             raise ConfigError(f"{file or data.name} record {n}: missing {missing}; {task.name} records need "
                               f"{', '.join(fields)}")
+    if not records:
+        raise DataError(f"{file or data.name}: no {split} records (the file is empty); give a file with one "
+                        f"record per line, each with {', '.join(fields)}")
     limit = data.max_examples if split == "train" else data.max_dev_examples
     return subset(records, limit)
 

@@ -24,8 +24,10 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from convbert.errors import ConfigError
 from convbert.train.history import FILE as HISTORY_FILE
 from convbert.train.history import read_history
+from convbert.user_errors import user_errors_reported
 
 
 def _natural(path: Path) -> list[Any]:
@@ -223,7 +225,8 @@ def report(root: Path, out: Path | None = None) -> str:
     """Write report.md, report.csv and report.png into ``out`` (default ``root``); return the markdown."""
     runs = find_runs(root)
     if not runs:
-        raise SystemExit(f"convbert-report: no runs (summary.json) under {root}")
+        raise ConfigError(f"no finished runs (summary.json) under {root}; pass a sweep directory "
+                          "(multirun/<name>) or a folder holding run directories")
     common = common_overrides([json.loads((r / "summary.json").read_text()) for r in runs])
     rows = [run_row(r, root, common) for r in runs]
     out = out or root
@@ -250,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.directory.is_dir():
         parser.error(f"{args.directory} is not a directory")
-    text = report(args.directory, args.out)
+    with user_errors_reported("convbert-report"):
+        text = report(args.directory, args.out)
     print(text, end="")
     skipped = incomplete_runs(args.directory)
     if skipped:

@@ -38,7 +38,7 @@ class TrainerConfig:
     log_every: int = 10
     eval_every: int | None = None
     save_every: int = 200
-    keep_checkpoints: int = 1
+    keep_checkpoints: int = 2
     stop_after: int | None = None
     progress: bool = True
 
@@ -65,6 +65,7 @@ class LabelledDataConfig:
     max_length: int = 128
     max_examples: int | None = None
     max_dev_examples: int | None = None
+    labels: list[str] | None = None  # class names in id order, for files whose labels are names
 
 
 @dataclass

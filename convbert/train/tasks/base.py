@@ -19,8 +19,8 @@ from torch import nn
 
 from convbert.checking import require
 from convbert.config import ConvBertConfig
-from convbert.data import SPLITS, read_jsonl
-from convbert.errors import ConfigError
+from convbert.data import SPLITS, iter_jsonl
+from convbert.errors import ConfigError, DataError
 from convbert.interop.files import load_state_dict_dir
 from convbert.modeling import task_class_for
 from convbert.registry import Registry
@@ -74,8 +74,22 @@ class Task:
 
     @classmethod
     def read_file(cls, file: Path) -> list[dict[str, Any]]:
-        """Records of a user's data file (JSON lines by default)."""
-        return read_jsonl(file)
+        """Records of a user's data file (JSON lines by default), each checked by ``check_record``."""
+        records: list[dict[str, Any]] = []
+        seen: dict[str, Any] = {}
+        for number, record in iter_jsonl(file):
+            cls.check_record(record, f"{file}:{number}", seen)
+            records.append(record)
+        return records
+
+    @classmethod
+    def check_record(cls, record: dict[str, Any], where: str, seen: dict[str, Any]) -> None:
+        """Refuse a record of a user's file whose fields cannot be used, naming ``file:line`` (``seen``:
+        what the file's earlier records established, e.g. the kind of their labels)."""
+        missing = [k for k in cls.record_fields if k not in record]
+        if missing:
+            need = ", ".join(cls.record_fields)
+            raise DataError(f"{where}: missing {missing}; {cls.name} records need {need}")
 
     def __init__(self, config: Any, tokenizer: Any, path: str = "task") -> None:
         self.config, self.tokenizer, self.path = config, tokenizer, path
@@ -154,6 +168,8 @@ class Task:
 
     # -- data ---------------------------------------------------------------------------------------------
     def features(self, data: Any) -> tuple[Features, Features]:
+        """(train, dev) features; read before the model is built, so a task can learn its label names."""
+        self.data = data
         train = self.encode(load_records(data, "train", self), data.max_length)
         dev = self.encode(load_records(data, "dev", self), data.max_length)
         return train, dev
@@ -201,7 +217,48 @@ class OneLabelPerExample:
         return metrics.entropy([f["labels"] for f in train])
 
 
+class LabelNames:
+    """Class labels given as integers or as names: names map to ids through ``data.labels`` when set, else
+    through the sorted names of the training file; the names become config.json's id2label."""
+
+    names: list[str] | None = None
+
+    @staticmethod
+    def check_label(label: Any, where: str, seen: dict[str, Any], names: bool = True) -> None:
+        """An int (or, with ``names``, a string), of the same kind as the file's earlier labels."""
+        is_id = isinstance(label, int) and not isinstance(label, bool)
+        kind = int if is_id else str if isinstance(label, str) and names else None
+        if kind is None:
+            what = "an integer class id (0, 1, ...)" + (' or a class name ("pos")' if names else "")
+            raise DataError(f"{where}: label {label!r} is a {type(label).__name__}; a label is {what}")
+        first = seen.setdefault("label_kind", kind)
+        if kind is not first:
+            raise DataError(f"{where}: label {label!r} is a {kind.__name__} but earlier labels are "
+                            f"{first.__name__}s; use one kind in a file (names map through data.labels)")
+
+    def label_ids(self, labels: list[Any], path: str) -> list[int]:
+        """Integer ids of ``labels``; names are mapped (the first call, on the training data, fixes them)."""
+        given = getattr(getattr(self, "data", None), "labels", None)
+        if not any(isinstance(x, str) for x in labels):
+            if given and self.names is None:
+                self.names = list(given)
+            return [int(x) for x in labels]
+        if self.names is None:
+            self.names = list(given) if given else sorted({x for x in labels if isinstance(x, str)})
+        index = {name: i for i, name in enumerate(self.names)}
+        unknown = sorted({x for x in labels if x not in index}, key=str)
+        if unknown:
+            raise DataError(f"labels {unknown} are not among the label names {self.names} "
+                            f"({'data.labels' if given else 'learned from the training file'}); list every "
+                            f"name in order with data.labels=[{','.join(map(str, [*self.names, *unknown]))}]")
+        return [index[x] for x in labels]
+
+
 def check_labels(labels: Sequence[int], num_labels: int, path: str) -> None:
-    if labels and (min(labels) < 0 or max(labels) >= num_labels):
+    """Class ids must lie in 0..num_labels-1; the message says which setting fits the data."""
+    if labels and min(labels) < 0:
+        raise DataError(f"the data has label {min(labels)}; class ids run from 0 to num_labels - 1 (-100, "
+                        "'ignore', is for token tags only)")
+    if labels and max(labels) >= num_labels:
         raise ConfigError(f"{path}.head.num_labels={num_labels} but the data has labels "
                           f"{min(labels)}..{max(labels)}; set {path}.head.num_labels={max(labels) + 1}")

@@ -8,10 +8,10 @@ from typing import Any
 import torch
 
 from convbert import data as shipped
-from convbert.errors import ConfigError
+from convbert.errors import ConfigError, DataError
 from convbert.hookspecs import hookimpl
 from convbert.train import metrics
-from convbert.train.tasks.base import OneLabelPerExample, Task, check_labels
+from convbert.train.tasks.base import LabelNames, OneLabelPerExample, Task, check_labels
 
 
 @dataclass
@@ -32,6 +32,13 @@ class MultipleChoice(OneLabelPerExample, Task):
     shipped_splits = (*shipped.SPLITS, "smoke")
     metric = "accuracy"
     greater_is_better = True
+
+    @classmethod
+    def check_record(cls, record, where, seen):
+        super().check_record(record, where, seen)
+        LabelNames.check_label(record["label"], where, seen, names=False)  # the index of the right choice
+        if not isinstance(record["choices"], list) or not all(isinstance(c, str) for c in record["choices"]):
+            raise DataError(f"{where}: choices must be a list of strings")
 
     def encode(self, records, max_length):
         check_labels([r["label"] for r in records], self.config.head["num_labels"], self.path)

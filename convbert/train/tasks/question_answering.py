@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from convbert import data as shipped
-from convbert.errors import ConfigError
+from convbert.errors import ConfigError, DataError
 from convbert.hookspecs import hookimpl
 from convbert.train import metrics
 from convbert.train.tasks.base import Task
@@ -38,6 +38,22 @@ class QuestionAnswering(Task):
     shipped_splits = (*shipped.SPLITS, "smoke")
     metric = "f1"
     greater_is_better = True
+
+    @classmethod
+    def check_record(cls, record, where, seen):
+        super().check_record(record, where, seen)
+        if not isinstance(record["context"], str) or not isinstance(record["question"], str):
+            raise DataError(f"{where}: context and question must be strings")
+        answers = record["answers"]
+        texts = answers.get("text") if isinstance(answers, dict) else None
+        starts = answers.get("answer_start") if isinstance(answers, dict) else None
+        ok = isinstance(texts, list) and isinstance(starts, list) and len(texts) == len(starts) \
+            and all(isinstance(t, str) for t in texts) \
+            and all(isinstance(s, int) and 0 <= s <= len(record["context"]) for s in starts)
+        if not ok:
+            shape = '{"text": [str, ...], "answer_start": [int, ...]}'
+            raise DataError(f"{where}: answers must be {shape}, one character offset into the context per "
+                            "answer (SQuAD's format)")
 
     def encode(self, records, max_length):
         self._check_windows(max_length)

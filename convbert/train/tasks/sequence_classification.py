@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from convbert import data as shipped
+from convbert.errors import DataError
 from convbert.hookspecs import hookimpl
 from convbert.train import metrics
-from convbert.train.tasks.base import OneLabelPerExample, Task, check_labels
+from convbert.train.tasks.base import LabelNames, OneLabelPerExample, Task, check_labels
 
 
 @dataclass
@@ -20,7 +21,7 @@ class SequenceClassificationConfig:
     head: Any = field(default_factory=lambda: {"name": "sequence_classification"})
 
 
-class SequenceClassification(OneLabelPerExample, Task):
+class SequenceClassification(LabelNames, OneLabelPerExample, Task):
     """One label per text (sentiment): the [CLS] state through the classification head. Metric: accuracy."""
 
     name = "sequence_classification"
@@ -39,16 +40,24 @@ class SequenceClassification(OneLabelPerExample, Task):
         if ".tsv" in file.suffixes:
             rows = shipped.read_sentiment_tsv(file)
             return [{"text": r["text"], "label": int(r["rating"] > 0)} for r in rows if r["rating"] != 0]
-        return shipped.read_jsonl(file)
+        return super().read_file(file)
+
+    @classmethod
+    def check_record(cls, record, where, seen):
+        super().check_record(record, where, seen)
+        cls.check_label(record["label"], where, seen)
+        if not isinstance(record["text"], str):
+            raise DataError(f"{where}: text must be a string, got {type(record['text']).__name__}")
 
     def label_names(self):
-        return list(shipped.SENTIMENT_LABELS)
+        return self.names or list(shipped.SENTIMENT_LABELS)
 
     def encode(self, records, max_length):
-        check_labels([r["label"] for r in records], self.config.head["num_labels"], self.path)
+        labels = self.label_ids([r["label"] for r in records], self.path)
+        check_labels(labels, self.config.head["num_labels"], self.path)
         enc = self.tokenizer([r["text"] for r in records], truncation=True, max_length=max_length)
-        return [{"input_ids": ids, "labels": int(record["label"])}
-                for ids, record in zip(enc["input_ids"], records, strict=True)]
+        return [{"input_ids": ids, "labels": label}
+                for ids, label in zip(enc["input_ids"], labels, strict=True)]
 
     @torch.no_grad()
     def evaluate(self, module, dev, batch_size, device, autocast):

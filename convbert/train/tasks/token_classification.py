@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from convbert import data as shipped
-from convbert.errors import ConfigError
+from convbert.errors import DataError
 from convbert.hookspecs import hookimpl
 from convbert.labels import IGNORE_INDEX
 from convbert.train import metrics
@@ -36,18 +35,24 @@ class TokenClassification(Task):
     greater_is_better = True
 
     @classmethod
-    def read_file(cls, file: Path) -> list[dict[str, Any]]:
-        """JSON lines with integer ``labels``, or ``tags`` named as in convbert.data.TOKEN_LABELS."""
-        records = shipped.read_jsonl(file)
-        index = {tag: i for i, tag in enumerate(shipped.TOKEN_LABELS)}
-        for n, record in enumerate(records, 1):
-            if "labels" not in record:
-                unknown = sorted({t for t in record.get("tags", []) if t not in index})
-                if unknown:
-                    raise ConfigError(f"{file}:{n}: tags {unknown} are not in convbert.data.TOKEN_LABELS "
-                                      f"{shipped.TOKEN_LABELS}; give integer `labels` instead")
-                record["labels"] = [index[t] for t in record["tags"]]
-        return records
+    def check_record(cls, record, where, seen):
+        """``tokens`` (strings) and, one per token, integer ``labels`` or ``tags`` named as in
+        convbert.data.TOKEN_LABELS (converted to labels here)."""
+        if "labels" not in record and isinstance(record.get("tags"), list):
+            index = {tag: i for i, tag in enumerate(shipped.TOKEN_LABELS)}
+            unknown = sorted({str(t) for t in record["tags"] if t not in index})
+            if unknown:
+                raise DataError(f"{where}: tags {unknown} are not in convbert.data.TOKEN_LABELS "
+                                f"{shipped.TOKEN_LABELS}; give integer `labels` instead")
+            record["labels"] = [index[t] for t in record["tags"]]
+        super().check_record(record, where, seen)
+        tokens, labels = record["tokens"], record["labels"]
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise DataError(f"{where}: tokens must be a list of strings (the words of the sentence)")
+        if not isinstance(labels, list) or not all(type(x) is int for x in labels):
+            raise DataError(f"{where}: labels must be a list of integer tag ids, one per token")
+        if len(labels) != len(tokens):
+            raise DataError(f"{where}: {len(tokens)} tokens but {len(labels)} labels; give one per token")
 
     def label_names(self):
         """TOKEN_LABELS for the shipped data; for other label sets label 0 is O and each other an entity."""
