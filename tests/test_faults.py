@@ -1,6 +1,6 @@
-"""Fault injection: a run killed while writing, a damaged checkpoint, a full disk, a NaN loss, a second writer,
-Ctrl-C. Each time nothing is lost, and where a continuation is possible it is exact (the same weights as a
-run that never stopped)."""
+"""Fault injection: a run killed while writing, a damaged checkpoint, a full disk, a NaN loss, a second
+writer, Ctrl-C. Each time nothing is lost, and where a continuation is possible it is exact (the same weights
+as a run that never stopped)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from convbert.train.checkpoint import checkpoint_damage, checkpoints
 from convbert.train.cli import compose_config
 from convbert.train.history import History
 from convbert.train.job import run
-from convbert.train.loop import Interrupted
+from convbert.train.loop import Interrupted, ctrl_c_stops_after_the_step
 from convbert.train.run_lock import run_dir_lock
 from convbert.train.tasks.sequence_classification import SequenceClassification
 
@@ -165,7 +165,8 @@ def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
          "from convbert.train.run_lock import run_dir_lock\n"
-         "with run_dir_lock(Path(sys.argv[1])):\n print('locked', flush=True); time.sleep(60)", str(tmp_path)],
+         "with run_dir_lock(Path(sys.argv[1])):\n print('locked', flush=True); time.sleep(60)",
+         str(tmp_path)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -177,9 +178,9 @@ def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
         holder.kill()
         holder.wait()
     run(compose_config(TINY), tmp_path)  # the lock died with its process
-    with run_dir_lock(tmp_path):  # and in one process, a second holder is refused too
-        with pytest.raises(ConfigError, match="another convbert-train"):
-            run(compose_config([*TINY, "resume=true"]), tmp_path)
+    # in one process, a second holder is refused too
+    with run_dir_lock(tmp_path), pytest.raises(ConfigError, match="another convbert-train"):
+        run(compose_config([*TINY, "resume=true"]), tmp_path)
 
 
 def test_ctrl_c_writes_a_checkpoint_and_resume_continues_exactly(tmp_path, monkeypatch, straight, capsys):
@@ -191,22 +192,43 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_continues_exactly(tmp_path, monke
             signal.raise_signal(signal.SIGINT)  # the user presses Ctrl-C during step 3's bookkeeping
 
     monkeypatch.setattr(History, "append", append)
-    with pytest.raises(Interrupted) as stop:
-        run(compose_config(TINY), tmp_path)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (not nohup)
+    try:
+        with pytest.raises(Interrupted) as stop:
+            run(compose_config(TINY), tmp_path)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert stop.value.exit_code == 130 and stop.value.step == 3
     assert "continue with: convbert-train" in capsys.readouterr().out
     assert [p.name for p in checkpoints(tmp_path / "checkpoints" / "task")] == ["step-000002", "step-000003"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
     monkeypatch.undo()
     run(compose_config([*TINY, "resume=true"]), tmp_path)
     assert_exact_continuation(tmp_path, straight)
+
+
+def test_a_run_started_with_sigint_ignored_keeps_ignoring_it():
+    """nohup and background jobs start with SIGINT ignored; training must not turn it back on."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with ctrl_c_stops_after_the_step(enabled=True) as asked:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)
+            assert not asked["stop"]
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with ctrl_c_stops_after_the_step(enabled=True) as asked:
+            signal.raise_signal(signal.SIGINT)
+            assert asked["stop"]
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_ctrl_c_on_the_command_line_exits_130_with_the_resume_command(tmp_path):
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     args = [a for a in TINY if not a.startswith("trainer.max_steps")] + ["trainer.max_steps=100000"]
     proc = subprocess.Popen([sys.executable, "-m", "convbert.train", *args, f"hydra.run.dir={tmp_path}"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a terminal's
     metrics = tmp_path / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.monotonic() < deadline:

@@ -52,9 +52,11 @@ class Interrupted(Exception):
 def ctrl_c_stops_after_the_step(enabled: bool) -> Iterator[dict[str, bool]]:
     """While training, a first Ctrl-C (SIGINT) asks the loop to finish its step and write a checkpoint; a
     second one interrupts at once. Off in multi-process runs, where the processes would have to agree on
-    the step (there a killed run resumes from its last periodic checkpoint)."""
+    the step (there a killed run resumes from its last periodic checkpoint), and where SIGINT is ignored
+    (``nohup``, a background job): a run started that way keeps ignoring it, as Unix programs do."""
     asked = {"stop": False}
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if (not enabled or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield asked
         return
 

@@ -26,7 +26,7 @@ from convbert.modeling import task_class_for
 from convbert.registry import Registry
 from convbert.train import metrics
 from convbert.train.batching import collate
-from convbert.train.records import load_records
+from convbert.train.records import load_records, user_file
 from convbert.train.schema import LabelledDataConfig
 
 Features = list[dict[str, Any]]
@@ -66,6 +66,9 @@ class Task:
         for key in ("max_examples", "max_dev_examples"):
             value = getattr(data, key)
             require(value is None or value >= 1, f"{path}.{key}", "must be >= 1 or null")
+        for key in ("train_file", "dev_file"):  # a missing file is named before anything runs
+            if getattr(data, key, None) is not None:
+                user_file(getattr(data, key), f"{path}.{key}")
         for key in ("train_split", "dev_split"):
             if hasattr(data, key):
                 value = getattr(data, key)
@@ -233,8 +236,10 @@ class LabelNames:
             raise DataError(f"{where}: label {label!r} is a {type(label).__name__}; a label is {what}")
         first = seen.setdefault("label_kind", kind)
         if kind is not first:
-            raise DataError(f"{where}: label {label!r} is a {kind.__name__} but earlier labels are "
-                            f"{first.__name__}s; use one kind in a file (names map through data.labels)")
+            kinds = {int: "a number", str: "a name"}
+            earlier = {int: "numbers", str: "names"}[first]
+            raise DataError(f"{where}: label {label!r} is {kinds[kind]} but the earlier labels are "
+                            f"{earlier}; use one kind in a file (names map to ids through data.labels)")
 
     def label_ids(self, labels: list[Any], path: str) -> list[int]:
         """Integer ids of ``labels``; names are mapped (the first call, on the training data, fixes them)."""

@@ -20,7 +20,7 @@ from convbert.data.splits import stable_key
 from convbert.hookspecs import hookimpl
 from convbert.labels import IGNORE_INDEX
 from convbert.train.model_config import embedding_width, vocab_size
-from convbert.train.records import load_paragraphs
+from convbert.train.records import load_paragraphs, user_file
 from convbert.train.schema import CorpusConfig
 from convbert.train.tasks.base import Features, Task
 from convbert.train.token_masking import MaskingRule, mask_tokens
@@ -84,6 +84,12 @@ class MaskedLanguageModeling(Task):
         require(data.paragraphs in ("line", "blank_line"), f"{path}.paragraphs",
                 f"{data.paragraphs!r} is not line or blank_line")
         require(0 < data.dev_fraction < 1, f"{path}.dev_fraction", "must be in (0, 1)")
+        if data.path is not None:  # a missing file is named before anything runs
+            files = [data.path] if isinstance(data.path, str) else data.path
+            require(isinstance(files, list) and bool(files) and all(isinstance(f, str) for f in files),
+                    f"{path}.path", f"{data.path!r} is not a file path or a list of them")
+            for file in files:
+                user_file(file, f"{path}.path")
         if data.path is None:
             bad = [s for s in data.sources if s not in CORPUS_SOURCES]
             require(not bad and bool(data.sources), f"{path}.sources",
