@@ -26,6 +26,7 @@ from convbert.modeling import (
     ConvBertWithHead,
     build_model,
 )
+from convbert.pipelines import pipeline
 from convbert.registry import Registry, list_blocks
 from convbert.tokenization import ConvBertTokenizer
 from convbert.tokenization_fast import ConvBertTokenizerFast
@@ -39,4 +40,5 @@ __all__ = [
     "ConvBertTokenizerFast", "ConvBertWithHead", "DuplicateBlockError", "InputError", "NotExpressibleError",
     "PluginError", "Registry", "SequenceMask", "UnknownBlockError",
     "build_model", "head_layout", "hookimpl", "list_blocks", "normalize_composition",
+    "pipeline",
 ]

@@ -319,15 +319,22 @@ class ConvBertConfig:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, return_unused_kwargs: bool = False,
                         **kwargs: Any) -> ConvBertConfig | tuple[ConvBertConfig, dict[str, Any]]:
-        """Read ``config.json`` (a directory or the file); keyword arguments override its fields. With
-        ``return_unused_kwargs=True``, as transformers, the keywords that are not config fields are returned
-        beside the config instead of being stored in it."""
+        """Read ``config.json`` (a directory, the file, or a Hugging Face Hub id such as ``"org/name"``);
+        keyword arguments override its fields. ``revision``, ``cache_dir``, ``local_files_only``, ``token``,
+        ``force_download`` and ``subfolder`` choose what the Hub gives (``convbert.interop.hub``) and are
+        never config fields. With ``return_unused_kwargs=True``, as transformers, the keywords that are not
+        config fields are returned beside the config instead of being stored in it."""
+        from convbert.interop.hub import pop_hub_kwargs, resolve_pretrained
+
+        hub_kwargs = pop_hub_kwargs(kwargs)
         if return_unused_kwargs:
             known = {*HF_DEFAULTS, *EXTRA_DEFAULTS, "num_labels", "id2label", "label2id"}
             unused = {k: kwargs.pop(k) for k in list(kwargs) if k not in known}
-            config = cls.from_pretrained(path, **kwargs)
+            config = cls.from_pretrained(path, **hub_kwargs, **kwargs)
             return config, unused
-        path = Path(path)
+        name = str(path)
+        local = Path(path).exists() and not hub_kwargs.get("subfolder")
+        path = Path(path) if local else resolve_pretrained(path, for_what="config", **hub_kwargs)
         file = path / CONFIG_NAME if path.is_dir() else path
         if not file.exists():
             if path.is_dir() and any(path.glob("*.safetensors")):
@@ -339,14 +346,19 @@ class ConvBertConfig:
                 )
             raise CheckpointError(
                 f"no {CONFIG_NAME} at {file}: pass a checkpoint directory written by save_pretrained "
-                "(convbert's or transformers') — downloading from a hub is not supported"
+                "(convbert's or transformers') or a Hugging Face Hub id such as 'org/name'"
             )
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{file} is not valid JSON: {exc}") from exc
+        if isinstance(data, dict) and data.get("model_type", "convbert") != "convbert":
+            raise ConfigError(
+                f"{name!r} is a {data['model_type']!r} checkpoint (model_type in its {CONFIG_NAME}), not "
+                "ConvBERT; convbert loads ConvBERT checkpoints only"
+            )
         config = cls.from_dict(data, **kwargs)
-        config.name_or_path = str(path)
+        config.name_or_path = str(path) if local else name  # a Hub id, as transformers does
         return config
 
     def __eq__(self, other: object) -> bool:

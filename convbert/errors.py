@@ -39,7 +39,7 @@ class InputError(ConvBertError, ValueError):
 
 
 class NotExpressibleError(ConfigError):
-    """A composition that Hugging Face's ConvBertConfig cannot describe was asked for in its format."""
+    """A composition a format cannot express: Hugging Face's ConvBertConfig, or an export (ONNX, export)."""
 
 
 class TrainingDiverged(ConvBertError):

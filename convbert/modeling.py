@@ -20,6 +20,7 @@ from convbert.config import ConvBertConfig
 from convbert.errors import CheckpointError, InputError
 from convbert.interop import hf_keys
 from convbert.interop.files import load_state_dict_dir, save_weights
+from convbert.interop.hub import pop_hub_kwargs, resolve_pretrained
 from convbert.interop.key_matching import KeyMismatch
 from convbert.kernels.sequence_mask import SequenceMask
 from convbert.outputs import BaseModelOutput, ModelOutput
@@ -262,7 +263,10 @@ class ConvBertPreTrainedModel(nn.Module):
         ignore_mismatched_sizes: bool = False,
         **kwargs: Any,
     ) -> ConvBertPreTrainedModel:
-        """Load a checkpoint directory (ours or Hugging Face's; safetensors, or a weights-only pickle).
+        """Load a checkpoint directory (ours or Hugging Face's; safetensors, or a weights-only pickle), or a
+        Hugging Face Hub id such as ``"org/name"``: ``revision``, ``cache_dir``, ``local_files_only``,
+        ``token``, ``force_download`` and ``subfolder`` are passed to ``convbert.interop.hub``, which fetches
+        config.json and the weights (safetensors when the repo has them) into the Hub cache.
 
         A task class loaded from a base-model checkpoint gets a freshly initialised head (as Hugging Face).
         Encoder keys that are missing or unexpected are an error listing them. Other keyword arguments
@@ -270,17 +274,13 @@ class ConvBertPreTrainedModel(nn.Module):
         checkpoint's floating dtype, as transformers 5 does; ``ignore_mismatched_sizes`` re-initialises
         tensors whose shapes differ (a new classifier) instead of failing.
         """
-        path = Path(pretrained_model_name_or_path)
-        if not path.is_dir():
-            raise CheckpointError(
-                f"checkpoint directory {str(path)!r} does not exist; pass a local directory written by "
-                "save_pretrained (downloading from a hub is not supported)"
-            )
-        if config is None:
-            config = ConvBertConfig.from_pretrained(path, **kwargs)
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        if config is None:  # first: a repo of another architecture is refused before its weights are fetched
+            config = ConvBertConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **kwargs)
         else:
             for key, value in kwargs.items():
                 setattr(config, key, value)
+        path = resolve_pretrained(pretrained_model_name_or_path, for_what="model", **hub_kwargs)
         model = cls(config)
         state, source = load_state_dict_dir(path)
         model.load_checkpoint_state(state, source, ignore_mismatched_sizes=ignore_mismatched_sizes)

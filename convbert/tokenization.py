@@ -909,14 +909,13 @@ class TokenizerBase:
 
     @classmethod
     def from_pretrained(cls, pretrained_directory: PathLike, **kwargs: Any) -> TokenizerBase:
-        """Load from a local directory written by ``save_pretrained`` (ours or Hugging Face's); ``kwargs``
-        override the saved settings.  Nothing is downloaded."""
-        directory = Path(pretrained_directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(
-                f"{str(pretrained_directory)!r} is not a local directory; from_pretrained reads a folder "
-                f"holding {VOCAB_FILE} (and optionally {CONFIG_FILE}); it does not download"
-            )
+        """Load from a local directory written by ``save_pretrained`` (ours or Hugging Face's), or from a
+        Hugging Face Hub id such as ``"org/name"`` (its tokenizer files only are fetched; ``revision``,
+        ``cache_dir``, ``local_files_only``, ``token``, ``force_download`` and ``subfolder`` as in
+        ``convbert.interop.hub``); other ``kwargs`` override the saved settings."""
+        from convbert.interop.hub import pop_hub_kwargs, resolve_pretrained
+
+        directory = resolve_pretrained(pretrained_directory, for_what="tokenizer", **pop_hub_kwargs(kwargs))
         return cls._from_directory(directory, {**read_saved_config(directory, cls.config_keys()), **kwargs})
 
     @classmethod

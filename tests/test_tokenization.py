@@ -394,8 +394,9 @@ def test_fast_prefers_tokenizer_json(tmp_path, fast):
     assert ConvBertTokenizerFast.from_pretrained(tmp_path)("hello")["input_ids"] == [2, 1, 3]
 
 
-def test_from_pretrained_needs_a_local_directory(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not download"):
+def test_from_pretrained_offline_names_the_hub_id_and_missing_directories(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"'bert-base-uncased'.*does not download"):
         ConvBertTokenizer.from_pretrained("bert-base-uncased")
     with pytest.raises(FileNotFoundError):
         ConvBertTokenizerFast.from_pretrained(tmp_path)

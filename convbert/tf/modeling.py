@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from convbert.config import ConvBertConfig
-from convbert.errors import CheckpointError, InputError, NotExpressibleError
+from convbert.errors import InputError, NotExpressibleError
 from convbert.interop import hf_keys
 from convbert.interop.files import SAFE_WEIGHTS
+from convbert.interop.hub import pop_hub_kwargs, resolve_pretrained
 from convbert.tf import checkpoint, export, weights
 from convbert.tf.backend import keras, ops, tf
 from convbert.tf.encoder import EncoderOutput, TFConvBertEncoder
@@ -86,17 +87,17 @@ class TFConvBertPreTrainedModel(keras.Model):
         cls, pretrained_model_name_or_path: str | os.PathLike, config: ConvBertConfig | None = None,
         **kwargs: Any,
     ) -> TFConvBertPreTrainedModel:
-        """Load a checkpoint directory written by the PyTorch classes (ours or transformers') or by these.
+        """Load a checkpoint directory written by the PyTorch classes (ours or transformers') or by these, or
+        a Hugging Face Hub id such as ``"org/name"`` (its config.json and safetensors weights are fetched;
+        ``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``force_download``, ``subfolder`` as
+        in the PyTorch classes).
 
         A task class loaded from a base-model checkpoint gets a freshly initialised head (as Hugging Face).
         """
-        path = Path(pretrained_model_name_or_path)
-        if not path.is_dir():
-            raise CheckpointError(
-                f"checkpoint directory {str(path)!r} does not exist; pass a local directory written by "
-                "save_pretrained (downloading from a hub is not supported)"
-            )
-        config = config or ConvBertConfig.from_pretrained(path, **kwargs)
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        if config is None:
+            config = ConvBertConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **kwargs)
+        path = resolve_pretrained(pretrained_model_name_or_path, for_what="tf_model", **hub_kwargs)
         model = cls(config)
         checkpoint.load_into(model.hf_weights(), checkpoint.read_state(path), cls.head_name, path)
         return model

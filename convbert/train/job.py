@@ -25,8 +25,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from convbert.config import ConvBertConfig
-from convbert.errors import ConfigError, TrainingDiverged
+from convbert.errors import ConfigError, ConvBertError, TrainingDiverged
 from convbert.interop.files import atomic_write_text
+from convbert.interop.hub import looks_like_local_path, resolve_pretrained
 from convbert.train import schema
 from convbert.train.checkpoint import mark_done, resumable_checkpoint, stage_result
 from convbert.train.distributed import Distributed, init_distributed, pick_device
@@ -42,6 +43,17 @@ from convbert.train.vocabulary import resolve_tokenizer
 log = logging.getLogger("convbert.train")
 IGNORED_ON_RESUME = ("resume", "trainer.stop_after", "pretrain.trainer.stop_after", "trainer.progress",
                      "pretrain.trainer.progress")
+
+
+def resolve_init_from(init_from: str | None) -> str | None:
+    """init_from as a local directory: a Hugging Face Hub id (``org/name``) is fetched once into the Hub cache
+    (config, tokenizer, weights) and its snapshot directory is what the run reads; a path is kept as given."""
+    if init_from is None or Path(init_from).is_dir() or looks_like_local_path(init_from):
+        return init_from
+    try:
+        return str(resolve_pretrained(init_from, for_what="all"))
+    except ConvBertError as exc:
+        raise ConfigError(f"init_from={init_from!r}: {exc}") from exc
 
 
 def encoder_composition(cfg: DictConfig, init_from: str | None) -> tuple[dict[str, Any], str]:
@@ -133,11 +145,13 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     run_cfg, stages = schema.check_run(cfg)
     if isinstance(run_cfg.resume, str) and not Path(run_cfg.resume).is_dir():
         raise ConfigError(f"resume={run_cfg.resume!r}: no such run directory")
-    init = run_cfg.init_from
+    init = resolve_init_from(run_cfg.init_from)
     skipped = init is not None and stages[0].name == "pretrain"
     if skipped:
         stages = stages[1:]
     composition, source = encoder_composition(cfg, init)
+    if init != run_cfg.init_from:
+        source = f"init_from={run_cfg.init_from} ({init})"
     encoder_parameters = count_parameters(composition)  # builds on the meta device: a bad block fails here
     for stage in stages:  # every stage's head before the first one trains
         make_task(stage.task, tokenizer=None, path=f"{stage.path}task").check(composition)
@@ -158,7 +172,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
     if isinstance(plan.run.resume, str):
         run_dir = Path(plan.run.resume)
     if plan.skipped_pretrain:
-        _say(dist, f"init_from={plan.init}: starting from that checkpoint, so the pretrain stage is skipped")
+        _say(dist, f"init_from={plan.run.init_from}: starting from that checkpoint, so the pretrain stage is "
+                   "skipped")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
     with run_dir_lock(run_dir, enabled=dist.is_main):

@@ -17,7 +17,12 @@ from convbert.errors import ConfigError, DataError
 
 def user_file(path: str, key: str) -> Path:
     file = Path(path).expanduser()
-    if not file.is_file():
+    try:
+        found = file.is_file()
+    except OSError as exc:  # a name too long for the file system, ...
+        raise ConfigError(f"{key}={path[:80]!r}{'...' if len(path) > 80 else ''}: {exc.strerror}; "
+                          "give the path of an existing file") from exc
+    if not found:
         raise ConfigError(f"{key}={path!r}: no such file (relative paths are relative to {Path.cwd()})")
     return file
 

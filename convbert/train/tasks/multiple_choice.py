@@ -37,6 +37,8 @@ class MultipleChoice(OneLabelPerExample, Task):
     def check_record(cls, record, where, seen):
         super().check_record(record, where, seen)
         LabelNames.check_label(record["label"], where, seen, names=False)  # the index of the right choice
+        if not isinstance(record["context"], str):
+            raise DataError(f"{where}: context must be a string, got {type(record['context']).__name__}")
         if not isinstance(record["choices"], list) or not all(isinstance(c, str) for c in record["choices"]):
             raise DataError(f"{where}: choices must be a list of strings")
 
