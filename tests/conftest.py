@@ -25,6 +25,21 @@ def tiny_config_kwargs(**overrides):
     return kwargs
 
 
+def save_random_checkpoints(tmp_path_factory, heads, sizes):
+    """task -> a directory holding a seeded random model of that task's class (``heads``: task -> (class,
+    config extras)) and the shipped vocabulary's fast tokenizer, as a user's save_pretrained leaves it."""
+    from convbert import ConvBertConfig, ConvBertTokenizerFast
+
+    directories = {}
+    for seed, (task, (cls, extra)) in enumerate(heads.items()):
+        torch.manual_seed(seed)
+        directory = tmp_path_factory.mktemp(task)
+        cls(ConvBertConfig(**sizes, **extra)).save_pretrained(directory)
+        ConvBertTokenizerFast(model_max_length=sizes["max_position_embeddings"]).save_pretrained(directory)
+        directories[task] = directory
+    return directories
+
+
 @pytest.fixture
 def fresh_registry(monkeypatch):
     """A registry with the built-ins only, discarded after the test."""

@@ -15,7 +15,7 @@ import unicodedata
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config_kwargs
+from conftest import save_random_checkpoints, tiny_config_kwargs
 
 from convbert import (
     ConvBertConfig,
@@ -58,14 +58,7 @@ CONTEXT = (
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """task -> a directory with a random model of that task's head (seeded) and the shipped tokenizer."""
-    directories = {}
-    for seed, (task, (cls, extra)) in enumerate(HEADS.items()):
-        torch.manual_seed(seed)
-        directory = tmp_path_factory.mktemp(task)
-        cls(ConvBertConfig(**SIZES, **extra)).save_pretrained(directory)
-        ConvBertTokenizerFast(model_max_length=64).save_pretrained(directory)
-        directories[task] = directory
-    return directories
+    return save_random_checkpoints(tmp_path_factory, HEADS, SIZES)
 
 
 _LOADED: dict = {}

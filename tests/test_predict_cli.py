@@ -10,16 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from conftest import tiny_config_kwargs
+from conftest import save_random_checkpoints, tiny_config_kwargs
 
 from convbert import (
-    ConvBertConfig,
     ConvBertForMaskedLM,
     ConvBertForQuestionAnswering,
     ConvBertForSequenceClassification,
     ConvBertForTokenClassification,
-    ConvBertTokenizerFast,
     predict_cli,
 )
 from convbert.pipelines import pipeline
@@ -37,14 +34,7 @@ HEADS = {
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    directories = {}
-    for seed, (task, (cls, extra)) in enumerate(HEADS.items()):
-        torch.manual_seed(seed)
-        directory = tmp_path_factory.mktemp(task)
-        cls(ConvBertConfig(**SIZES, **extra)).save_pretrained(directory)
-        ConvBertTokenizerFast(model_max_length=64).save_pretrained(directory)
-        directories[task] = directory
-    return directories
+    return save_random_checkpoints(tmp_path_factory, HEADS, SIZES)
 
 
 def assert_close(ours, expected) -> None:
