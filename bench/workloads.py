@@ -90,23 +90,23 @@ def inputs(work: Workload, vocab_size: int = 30522, seed: int = 1) -> dict[str, 
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
-def autocast(dtype: str):
+def autocast(dtype: str, device: str = "cpu"):
     target = DTYPES[dtype]
     if target is None:
         return contextlib.nullcontext()
-    return torch.autocast("cpu", dtype=target)
+    return torch.autocast(torch.device(device).type, dtype=target)
 
 
-def make_step(side: str, model: torch.nn.Module, work: Workload) -> Callable[[], None]:
-    """A closure running one step of ``work`` on ``model``; it sets eval or train mode on each call (closures
-    of one model interleave) and owns its optimizer."""
-    batch = inputs(work, model.config.vocab_size)
+def make_step(side: str, model: torch.nn.Module, work: Workload, device: str = "cpu") -> Callable[[], None]:
+    """A closure running one step of ``work`` on ``model`` (already on ``device``); it sets eval or train
+    mode on each call (closures of one model interleave) and owns its optimizer."""
+    batch = {k: v.to(device) for k, v in inputs(work, model.config.vocab_size).items()}
     if work.mode == "inference":
         encoder = model.convbert
 
         def infer() -> None:
             model.eval()
-            with torch.inference_mode(), autocast(work.dtype):
+            with torch.inference_mode(), autocast(work.dtype, device):
                 encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
 
         return infer
@@ -115,7 +115,7 @@ def make_step(side: str, model: torch.nn.Module, work: Workload) -> Callable[[],
 
     def train() -> None:
         model.train()
-        with autocast(work.dtype):
+        with autocast(work.dtype, device):
             loss = model(**batch, **extra).loss
         loss.backward()
         optimizer.step()

@@ -10,6 +10,7 @@ import torch
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("CONVBERT_KERNEL_CACHE", "off")  # measured kernel choices stay in the test process
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -63,3 +64,27 @@ def batch():
     types[:, 6:] = 1
     types = types * mask
     return ids, mask, types
+
+
+@pytest.fixture
+def pin_kernels(monkeypatch):
+    """``pin_kernels("linear=onednn")``: ``CONVBERT_KERNELS`` for this test; measured choices forgotten."""
+    from convbert.kernels import autotune
+
+    def pin(spec: str) -> None:
+        monkeypatch.setenv("CONVBERT_KERNELS", spec)
+        autotune.reset()
+
+    yield pin
+    autotune.reset()
+
+
+@pytest.fixture
+def device():
+    """Where the parity tests run: ``CONVBERT_TEST_DEVICE`` (bench/gpu.sh sets ``cuda``), else the CPU."""
+    return torch.device(os.environ.get("CONVBERT_TEST_DEVICE", "cpu"))
+
+
+def to_device(args: dict, device) -> dict:
+    """The tensors of a keyword-argument dict moved to ``device``; other values as they are."""
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in args.items()}

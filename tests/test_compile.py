@@ -75,3 +75,49 @@ def test_inductor_compiles_the_encoder_in_one_graph(batch):
         eager = model(input_ids=ids, attention_mask=mask).last_hidden_state
         compiled = torch.compile(model, fullgraph=True)(input_ids=ids, attention_mask=mask).last_hidden_state
     assert torch.allclose(compiled, eager, atol=1e-5)
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="inductor needs a C++ compiler")
+def test_training_with_compile_true_compiles_for_real_without_recompiling_per_length(tmp_path, monkeypatch):
+    """``trainer.compile=true``, unmocked: inductor compiles the fine-tuning model, batches of several
+    lengths (group_by_length) reuse the graphs (dynamic shapes), and the run computes what eager computes."""
+    import json
+
+    from torch._dynamo.utils import counters
+
+    from convbert.train import loop
+    from convbert.train.cli import compose_config
+    from convbert.train.job import run
+
+    lengths: set[int] = set()
+    collate = loop.collate
+
+    def recording_collate(features, pad):
+        batch = collate(features, pad)
+        lengths.add(batch["input_ids"].shape[1])
+        return batch
+
+    monkeypatch.setattr(loop, "collate", recording_collate)
+    tiny = ["model.num_layers=1", "model.hidden_size=32", "model.num_heads=2", "model.intermediate_size=64",
+            "model.embedding_size=16", "trainer.max_steps=6", "trainer.batch_size=4",
+            "trainer.progress=false", "trainer.group_by_length=true", "trainer.eval_batch_size=16",
+            "data.max_examples=24", "data.max_dev_examples=8", "pretrain=none", "data.max_length=48",
+            "trainer.log_every=1", "trainer.warmup_steps=0",
+            "model.dropout=0.0"]  # no dropout: inductor's random masks are not the eager path's
+    summaries = {}
+    for compiled in (False, True):
+        dynamo.reset()
+        counters.clear()
+        lengths.clear()
+        directory = tmp_path / f"compile-{compiled}"
+        run(compose_config([*tiny, f"trainer.compile={str(compiled).lower()}"]), directory)
+        summaries[compiled] = json.loads((directory / "summary.json").read_text())["stages"][-1]
+        graphs = counters["stats"]["unique_graphs"]
+        assert len(lengths) >= 3, lengths  # the run really saw batches of different lengths
+        if compiled:
+            # one training graph and one evaluation graph, each with a symbolic length
+            assert 1 <= graphs <= 2, f"{graphs} graphs for {len(lengths)} lengths: recompiled per length"
+        else:
+            assert graphs == 0
+    eager, compiled = summaries[False], summaries[True]
+    assert abs(eager["train"]["loss"] - compiled["train"]["loss"]) < 1e-3, (eager["train"], compiled["train"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config_kwargs
+from conftest import tiny_config_kwargs, to_device
 
 import convbert
 
@@ -79,7 +79,7 @@ def _config_kwargs(config_id: str, name: str):
 
 @pytest.mark.parametrize("config_id", list(CONFIGS))
 @pytest.mark.parametrize("name", CLASSES)
-def test_hf_checkpoint_loads_with_same_outputs(name, config_id, batch, tmp_path):
+def test_hf_checkpoint_loads_with_same_outputs(name, config_id, batch, tmp_path, device):
     kwargs = _config_kwargs(config_id, name)
     torch.manual_seed(0)
     hf = getattr(transformers, name)(transformers.ConvBertConfig(**kwargs)).eval()
@@ -87,8 +87,9 @@ def test_hf_checkpoint_loads_with_same_outputs(name, config_id, batch, tmp_path)
     if hasattr(hf, "tie_weights"):
         hf.tie_weights()
     hf.save_pretrained(tmp_path)
-    ours = getattr(convbert, name).from_pretrained(tmp_path).eval()
-    args = _inputs(name, batch, kwargs.get("num_labels", 2))
+    ours = getattr(convbert, name).from_pretrained(tmp_path).eval().to(device)
+    hf = hf.to(device)
+    args = to_device(_inputs(name, batch, kwargs.get("num_labels", 2)), device)
     with torch.no_grad():
         ref, out = hf(**args), ours(**args)
     assert _compare(ref, out) <= TOL
@@ -100,31 +101,33 @@ def test_hf_checkpoint_loads_with_same_outputs(name, config_id, batch, tmp_path)
 
 @pytest.mark.parametrize("config_id", list(CONFIGS))
 @pytest.mark.parametrize("name", CLASSES)
-def test_our_checkpoint_loads_in_transformers(name, config_id, batch, tmp_path):
+def test_our_checkpoint_loads_in_transformers(name, config_id, batch, tmp_path, device):
     kwargs = _config_kwargs(config_id, name)
     torch.manual_seed(0)
     ours = getattr(convbert, name)(convbert.ConvBertConfig(**kwargs)).eval()
     _randomize(ours, seed=4)
     ours.save_pretrained(tmp_path)
-    hf = getattr(transformers, name).from_pretrained(tmp_path).eval()
+    hf = getattr(transformers, name).from_pretrained(tmp_path).eval().to(device)
     hf_keys = set(hf.state_dict())
-    ours_again = getattr(convbert, name).from_pretrained(tmp_path).eval()
+    ours_again = getattr(convbert, name).from_pretrained(tmp_path).eval().to(device)
+    ours = ours.to(device)
     assert set(hf.state_dict()) == hf_keys
-    args = _inputs(name, batch, kwargs.get("num_labels", 2))
+    args = to_device(_inputs(name, batch, kwargs.get("num_labels", 2)), device)
     with torch.no_grad():
         assert _compare(hf(**args), ours(**args)) <= TOL
         assert _compare(ours_again(**args), ours(**args)) == 0.0
 
 
-def test_training_mode_losses_and_gradients_match(batch, tmp_path):
+def test_training_mode_losses_and_gradients_match(batch, tmp_path, device):
     """Dropout off, train mode: same loss and same gradients for every parameter."""
     kwargs = tiny_config_kwargs(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     hf = transformers.ConvBertForMaskedLM(transformers.ConvBertConfig(**kwargs))
     _randomize(hf, seed=5)
     hf.tie_weights()
     hf.save_pretrained(tmp_path)
-    ours = convbert.ConvBertForMaskedLM.from_pretrained(tmp_path)
-    args = _inputs("ConvBertForMaskedLM", batch, 2)
+    ours = convbert.ConvBertForMaskedLM.from_pretrained(tmp_path).to(device)
+    hf = hf.to(device)
+    args = to_device(_inputs("ConvBertForMaskedLM", batch, 2), device)
     hf(**args).loss.backward()
     ours(**args).loss.backward()
     from convbert.interop import hf_keys

@@ -188,8 +188,10 @@ def test_bf16_autocast_training_with_dropout_is_finite(batch):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+@pytest.mark.parametrize("library", ["onednn", "plain"])
 @pytest.mark.parametrize(("n_in", "n_out"), [(8, 24), (24, 8)])  # both orientations of the weight gradient
-def test_onednn_linear_matches_f_linear(n_in, n_out):
+def test_linear_matches_f_linear_on_either_library(n_in, n_out, library, pin_kernels):
+    pin_kernels(f"linear={library}")
     torch.manual_seed(0)
     layer = Linear(n_in, n_out)
     x = torch.randn(2, 5, n_in)
@@ -204,7 +206,8 @@ def test_onednn_linear_matches_f_linear(n_in, n_out):
 
 
 @pytest.mark.parametrize("activation", ["gelu", "relu", "gelu_pytorch_tanh"])
-def test_inference_ffn_with_fused_activation_matches_eager(activation):
+def test_inference_ffn_with_fused_activation_matches_eager(activation, pin_kernels):
+    pin_kernels("linear_act=onednn")
     torch.manual_seed(0)
     ffn = FeedForward(8, 12, 1, activation, "ffn").eval()
     x = torch.randn(2, 5, 8)
@@ -213,10 +216,12 @@ def test_inference_ffn_with_fused_activation_matches_eager(activation):
     assert torch.allclose(fused, ffn.down(ffn.act(ffn.up(x))).detach(), atol=1e-5)
 
 
+@pytest.mark.parametrize("library", ["onednn", "plain"])
 @pytest.mark.parametrize("groups", [2, 4])
-def test_grouped_linear_matches_the_block_diagonal_product(groups):
+def test_grouped_linear_matches_the_block_diagonal_product(groups, library, pin_kernels):
     from convbert.blocks.ffn import GroupedLinear
 
+    pin_kernels(f"linear={library}")
     torch.manual_seed(0)
     layer = GroupedLinear(8, 12, groups)
     torch.nn.init.normal_(layer.bias)
@@ -230,3 +235,31 @@ def test_grouped_linear_matches_the_block_diagonal_product(groups):
     for a, p in zip(params, layer.parameters(), strict=True):
         assert torch.allclose(a, p.grad, atol=1e-5)
     assert dense.shape == (8, 12)
+
+
+@pytest.mark.parametrize("logits_grad", [False, True])
+def test_fused_decoder_cross_entropy_matches_linear_then_cross_entropy(monkeypatch, logits_grad):
+    """The chunked backward (here 7 chunks) gives F.linear + F.cross_entropy's gradients, also when the
+    returned logits carry a gradient of their own."""
+    from convbert.heads import masked_lm
+
+    monkeypatch.setattr(masked_lm, "_GRAD_CHUNK_ELEMENTS", 3 * 50)
+    g = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(20, 8, generator=g), torch.randn(50, 8, generator=g)
+    bias = torch.randn(50, generator=g)
+    labels = torch.randint(0, 50, (20,), generator=g)
+    labels[::3] = -100
+    probe = torch.randn(20, 50, generator=g)
+
+    def loss_of(fn):
+        leaves = [t.clone().requires_grad_() for t in (x, weight, bias)]
+        logits, loss = fn(*leaves)
+        total = loss + ((logits * probe).sum() if logits_grad else 0)
+        total.backward()
+        return logits.detach(), loss.detach(), [t.grad for t in leaves]
+
+    ours = loss_of(lambda a, w, b: masked_lm._DecoderCrossEntropy.apply(a, w, b, labels))
+    ref = loss_of(lambda a, w, b: (F.linear(a, w, b), F.cross_entropy(F.linear(a, w, b), labels)))
+    assert torch.allclose(ours[0], ref[0], atol=1e-5) and torch.allclose(ours[1], ref[1], atol=1e-6)
+    for a, b in zip(ours[2], ref[2], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

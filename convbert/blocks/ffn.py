@@ -17,8 +17,9 @@ from convbert.activations import Activation
 from convbert.capture import capturing
 from convbert.errors import ConfigError
 from convbert.hookspecs import hookimpl
-from convbert.kernels import linear as onednn
+from convbert.kernels import linear as fast_linear
 from convbert.kernels.linear import Linear
+from convbert.kernels.precision import autocast_off
 
 
 @dataclass
@@ -37,12 +38,12 @@ class GroupedFFNParams:
 def grouped_matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """(N, in) x (G, in/G, out/G) -> (N, out): G block-diagonal products.
 
-    One oneDNN product per group on the CPU (G is 1 to 4; no transposes, unlike MKL's ``bmm``), else one
-    ``bmm``.
+    One product per group on the CPU (G is 1 to 4; each takes the library measured faster for its shape, no
+    transposes unlike ``bmm``), else one ``bmm``.
     """
     groups, size = weight.shape[0], weight.shape[1]
-    if onednn.uses_onednn(x, weight):
-        parts = [onednn.product(x[:, g * size : (g + 1) * size], weight[g].t()) for g in range(groups)]
+    if fast_linear.eligible(x, weight):
+        parts = [fast_linear.product(x[:, g * size : (g + 1) * size], weight[g].t()) for g in range(groups)]
         return torch.cat(parts, 1)
     y = torch.bmm(x.reshape(-1, groups, size).transpose(0, 1), weight)  # (G, N, out/G)
     return y.transpose(0, 1).reshape(x.shape[0], groups * weight.shape[2])
@@ -53,12 +54,12 @@ def grouped_matmul_backward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of ``grouped_matmul(x, weight)`` for the (N, out) ``grad``: (grad_x, grad_weight)."""
     groups, size_in, size_out = weight.shape
-    if onednn.uses_onednn(grad, weight):
+    if fast_linear.eligible(grad, weight):
         grad_x, grad_weight = torch.empty_like(x), torch.empty_like(weight)
         for g in range(groups):
             grad_g = grad[:, g * size_out : (g + 1) * size_out]
-            grad_x[:, g * size_in : (g + 1) * size_in] = onednn.input_grad(grad_g, weight[g].t())
-            grad_weight[g] = onednn.weight_grad(grad_g, x[:, g * size_in : (g + 1) * size_in]).t()
+            grad_x[:, g * size_in : (g + 1) * size_in] = fast_linear.input_grad(grad_g, weight[g].t())
+            grad_weight[g] = fast_linear.weight_grad(grad_g, x[:, g * size_in : (g + 1) * size_in]).t()
         return grad_x, grad_weight
     g = grad.reshape(-1, groups, size_out).transpose(0, 1)  # (G, N, out/G)
     grad_x = torch.bmm(g, weight.transpose(1, 2)).transpose(0, 1).reshape(x.shape)
@@ -67,7 +68,7 @@ def grouped_matmul_backward(
 
 
 class _GroupedLinear(torch.autograd.Function):
-    """grouped_matmul(x, weight) + bias with its hand-written backward (oneDNN products on the CPU)."""
+    """grouped_matmul(x, weight) + bias with its hand-written backward (per-group products on the CPU)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -97,7 +98,7 @@ class GroupedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
-        if onednn.uses_onednn(flat, self.weight):
+        if fast_linear.eligible(flat, self.weight):
             return _GroupedLinear.apply(flat, self.weight, self.bias).view(*x.shape[:-1], self.out_features)
         y = grouped_matmul(flat, self.weight.to(x.dtype))
         return y.view(*x.shape[:-1], self.out_features) + self.bias.to(y.dtype)
@@ -128,7 +129,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if type(self.up) is Linear:
-            fused = onednn.linear_activation(x, self.up.weight, self.up.bias, self.act.name)
+            fused = fast_linear.linear_activation(x, self.up.weight, self.up.bias, self.act.name)
             if fused is not None:
                 return self.down(fused)
         hidden = self.up(x)
@@ -149,10 +150,10 @@ class _ActivationThenLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, act, grouped: bool):
-        with torch.autocast(u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             weight, bias = weight.to(u.dtype), bias.to(u.dtype)
             h = act(u).reshape(-1, u.shape[-1])
-            y = grouped_matmul(h, weight) + bias if grouped else onednn.linear(h, weight, bias)
+            y = grouped_matmul(h, weight) + bias if grouped else fast_linear.linear(h, weight, bias)
         ctx.save_for_backward(u, weight)
         ctx.act, ctx.grouped = act, grouped
         return y.view(*u.shape[:-1], y.shape[-1])
@@ -161,7 +162,7 @@ class _ActivationThenLinear(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         u, weight = ctx.saved_tensors
-        with torch.autocast(u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             with torch.enable_grad():
                 leaf = u.detach().requires_grad_()
                 h = ctx.act(leaf)
@@ -169,9 +170,9 @@ class _ActivationThenLinear(torch.autograd.Function):
             flat = h.detach().reshape(-1, h.shape[-1])
             if ctx.grouped:
                 grad_h, grad_weight = grouped_matmul_backward(grad, flat, weight)
-            elif onednn.uses_onednn(grad, weight):
-                grad_h = onednn.input_grad(grad, weight)
-                grad_weight = onednn.weight_grad(grad, flat)
+            elif fast_linear.eligible(grad, weight):
+                grad_h = fast_linear.input_grad(grad, weight)
+                grad_weight = fast_linear.weight_grad(grad, flat)
             else:
                 grad_h = grad @ weight
                 grad_weight = grad.t() @ flat

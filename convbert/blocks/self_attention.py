@@ -18,6 +18,7 @@ from convbert.blocks.head_layout import head_layout
 from convbert.hookspecs import hookimpl
 from convbert.kernels import dropout as fast_dropout
 from convbert.kernels.linear import Linear, linear
+from convbert.kernels.precision import autocast_off
 from convbert.kernels.sequence_mask import SequenceMask
 
 
@@ -39,7 +40,7 @@ class _AttentionWithDropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, additive: torch.Tensor | None, p: float) -> torch.Tensor:
         scale = 1.0 / math.sqrt(q.shape[-1])
-        with torch.autocast(q.device.type, enabled=False):
+        with autocast_off(q.device.type):
             q, k, v = q * scale, k.to(q.dtype), v.to(q.dtype)
             scores = torch.matmul(q, k.transpose(-1, -2))  # (B, H, L, L)
             if additive is not None:
@@ -55,7 +56,7 @@ class _AttentionWithDropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         q, k, v, probs, keep = ctx.saved_tensors
-        with torch.autocast(grad.device.type, enabled=False):
+        with autocast_off(grad.device.type):
             grad = grad.to(q.dtype) * (1.0 / (1.0 - ctx.p))
             keep = fast_dropout.mask_as(keep, probs.dtype)
             grad_v = torch.matmul((probs * keep).transpose(-1, -2), grad)

@@ -14,6 +14,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from convbert.capture import capturing
+from convbert.kernels.precision import autocast_off
 
 
 def shifted_taps(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -42,7 +43,7 @@ def depthwise_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     channels, k = weight.shape
     # k multiply-adds per element: no work for low precision to save, and oneDNN's bf16 depthwise backward is
     # twice as slow as fp32's, so under autocast it stays in the input's dtype
-    with torch.autocast(x.device.type, enabled=False):
+    with autocast_off(x.device.type):
         out = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight.to(x.dtype).view(channels, 1, 1, k),
                        padding=(0, k // 2), groups=channels)
     return out.squeeze(2).transpose(1, 2)

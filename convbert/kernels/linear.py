@@ -1,19 +1,22 @@
-"""Dense projections through oneDNN on the CPU: the same fp32 products as MKL's sgemm, by another library.
+"""Dense projections on the CPU through whichever GEMM library is faster on this machine, per shape.
 
-``nn.Linear`` on the CPU calls MKL, which on AMD processors runs its AVX2 kernels; oneDNN (shipped inside
-every x86 PyTorch build, ``torch.ops.mkldnn._linear_pointwise``) runs AVX-512 where the processor has it.
-Which is faster depends on the machine (measured per CPU in docs/performance.md); results are equal to fp32
-rounding. Backward computes the weight gradient in whichever orientation puts the larger dimension in
-oneDNN's fast (output) position.
+``nn.Linear`` on the CPU calls MKL's sgemm; oneDNN (inside every x86 PyTorch build,
+``torch.ops.mkldnn._linear_pointwise``) computes the same fp32 products by other kernels. Which is faster is
+a property of the processor and the shape, not a constant: on a Zen 4 with AVX-512 oneDNN wins every
+ConvBERT projection; limited to AVX2 it loses some (bench/results.md). So each of a projection's three
+products (forward, input gradient, weight gradient) is sent to the library measured faster for its shape
+class at first use (``autotune``), plain PyTorch unless oneDNN is clearly ahead. Results agree to fp32
+rounding.
 
 ``Linear`` is an ``nn.Linear`` (same parameters, names, init and checkpoints) whose forward takes that path
 for float32 CPU tensors in eager mode; under autocast (PyTorch already routes bf16 CPU matmuls to oneDNN),
-``torch.compile``, other dtypes or devices it is ``F.linear``. ``CONVBERT_ONEDNN=0`` turns the path off.
+``torch.compile``, other dtypes or devices it is ``F.linear``. ``CONVBERT_KERNELS=linear=plain`` (or
+``CONVBERT_ONEDNN=0``) turns the measurement off and keeps PyTorch's own kernels.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -21,59 +24,127 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from convbert.capture import capturing
+from convbert.kernels import autotune
 
-
-def _probe() -> bool:
-    """Whether oneDNN's linear exists in this build and agrees with ``F.linear`` on a small product."""
-    if os.environ.get("CONVBERT_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        g = torch.Generator().manual_seed(0)
-        x, w, b = torch.randn(5, 7, generator=g), torch.randn(3, 7, generator=g), torch.randn(3, generator=g)
-        return bool(torch.allclose(product(x, w, b), F.linear(x, w, b), atol=1e-5))
-    except (RuntimeError, AttributeError, NotImplementedError):
-        return False
-
-
-def product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """x @ weight.T (+ bias) by oneDNN; x may have leading batch dimensions, both may be strided."""
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-
+# below this many FLOPs a product stays on plain PyTorch unmeasured: any difference is smaller than the
+# measurement and the autograd function's own overhead
+SMALL_WORK = 4e6
+# a first-use measurement of a larger product times a slice of its rows, at most this many FLOPs per call
+MEASURE_FLOPS = 1e9
+MIN_MEASURE_ROWS = 256
 
 _AVAILABLE: bool | None = None
 
 
-def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether ``linear(x, weight)`` takes the oneDNN path."""
+def onednn_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x @ weight.T (+ bias) by oneDNN; x may have leading batch dimensions, both may be strided."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def available() -> bool:
+    """Whether oneDNN's linear exists in this build and agrees with ``F.linear`` on a small product."""
     global _AVAILABLE
-    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
-        return False
-    if capturing() or torch.is_autocast_enabled("cpu"):
+    if autotune.pinned("linear") == autotune.PLAIN:
         return False
     if _AVAILABLE is None:
         _AVAILABLE = _probe()
     return _AVAILABLE
 
 
-def weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """grad.T @ x for 2-D (N, out) and (N, in), the larger of out and in in oneDNN's output position.
+def _probe() -> bool:
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        g = torch.Generator().manual_seed(0)
+        x, w, b = torch.randn(5, 7, generator=g), torch.randn(3, 7, generator=g), torch.randn(3, generator=g)
+        return bool(torch.allclose(onednn_product(x, w, b), F.linear(x, w, b), atol=1e-5))
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return False
+
+
+def eligible(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether products of ``x`` and ``weight`` may leave plain PyTorch: fp32 on the CPU, eager, no autocast,
+    oneDNN present. (Which library each product then uses is measured: ``choose``.)"""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if capturing() or torch.is_autocast_enabled("cpu"):
+        return False
+    return available()
+
+
+def small(flops: float, op: str = "linear") -> bool:
+    """Too little work to measure: plain PyTorch, unless ``CONVBERT_KERNELS`` pins a choice for ``op``."""
+    return flops < SMALL_WORK and autotune.pinned(op) is None
+
+
+def choose(kind: str, rows: int, k: int, n: int, layout: tuple, make: Callable[[int], dict]) -> str:
+    """``plain`` or ``onednn`` for a (rows x k) @ (k x n) product of one ``kind`` and operand ``layout``.
+
+    ``make(sample_rows)`` builds both candidates on the first ``sample_rows`` rows (called only to measure).
+    """
+    if not available() or small(2 * rows * k * n):
+        return autotune.PLAIN
+    sample = min(rows, max(MIN_MEASURE_ROWS, int(MEASURE_FLOPS // (2 * k * n))))
+    return autotune.pick("linear", (kind, autotune.rows_class(rows), k, n, *layout), lambda: make(sample))
+
+
+def product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x @ weight.T (+ bias) by the library chosen for this shape class; x may have batch dimensions."""
+    k, n = x.shape[-1], weight.shape[0]
+    rows = x.numel() // max(k, 1)
+
+    def make(sample: int) -> dict:
+        xs = x.reshape(-1, k)[:sample]
+        return {autotune.PLAIN: lambda: F.linear(xs, weight, bias),
+                "onednn": lambda: onednn_product(xs, weight, bias)}
+
+    layout = (x.is_contiguous(), weight.is_contiguous())
+    if choose("forward", rows, k, n, layout, make) == "onednn":
+        return onednn_product(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
+def _onednn_weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """grad.T @ x with the larger of out and in in oneDNN's fast (output) position.
 
     Both are made contiguous first: given the transpose of a column slice (the grouped FFN's blocks), oneDNN
     falls back to a reference kernel, three orders of magnitude slower.
     """
     grad, x = grad.contiguous(), x.contiguous()
     if grad.shape[1] > x.shape[1]:
-        return product(x.t(), grad.t()).t().contiguous()
-    return product(grad.t(), x.t())
+        return onednn_product(x.t(), grad.t()).t().contiguous()
+    return onednn_product(grad.t(), x.t())
+
+
+def weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """grad.T @ x for 2-D (N, out) and (N, in): the weight gradient of a projection."""
+    def make(sample: int) -> dict:
+        g, xs = grad[:sample], x[:sample]
+        return {autotune.PLAIN: lambda: g.t() @ xs, "onednn": lambda: _onednn_weight_grad(g, xs)}
+
+    layout = (grad.is_contiguous(), x.is_contiguous())
+    if choose("weight_grad", grad.shape[0], x.shape[1], grad.shape[1], layout, make) == "onednn":
+        return _onednn_weight_grad(grad, x)
+    return grad.t() @ x
 
 
 def input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """grad @ weight, (..., out) x (out, in) -> (..., in); a strided grad (a column slice) is copied first:
-    the copy costs far less than oneDNN's strided path."""
-    return product(grad.contiguous(), weight.t())
+    """grad @ weight, (N, out) x (out, in) -> (N, in): the input gradient of a projection. For oneDNN a
+    strided grad (a column slice) is copied first: the copy costs far less than its strided path."""
+    def make(sample: int) -> dict:
+        g = grad[:sample]
+        return {autotune.PLAIN: lambda: g @ weight,
+                "onednn": lambda: onednn_product(g.contiguous(), weight.t())}
+
+    layout = (grad.is_contiguous(), weight.is_contiguous())
+    if choose("input_grad", grad.shape[0], grad.shape[1], weight.shape[1], layout, make) == "onednn":
+        return onednn_product(grad.contiguous(), weight.t())
+    return grad @ weight
 
 
-class _OneDnnLinear(torch.autograd.Function):
+class _Linear(torch.autograd.Function):
+    """x @ weight.T + bias whose three products each take the library chosen for their shape."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
@@ -102,26 +173,43 @@ FUSED_ACTIVATIONS = {"gelu": ("gelu", "none"), "gelu_pytorch_tanh": ("gelu", "ta
 def linear_activation(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str
 ) -> torch.Tensor | None:
-    """act(x @ weight.T + bias) in one oneDNN call, for inference; None where that path does not apply.
+    """act(x @ weight.T + bias) in one oneDNN call, for inference; None where that is not faster here.
 
-    The activation is applied while the output tile is still in cache: the separate elementwise pass over
-    the (B, L, intermediate) tensor (a seventh of ConvBERT-small's inference time) disappears.
+    The activation is applied while the output tile is still in cache, so the separate elementwise pass over
+    the (B, L, intermediate) tensor disappears; measured per shape class against F.linear + the activation.
     """
-    if torch.is_grad_enabled() or activation not in FUSED_ACTIVATIONS or not uses_onednn(x, weight):
+    if torch.is_grad_enabled() or activation not in FUSED_ACTIVATIONS or not eligible(x, weight):
         return None
     attr, algorithm = FUSED_ACTIVATIONS[activation]
+    k, n = x.shape[-1], weight.shape[0]
+    rows = x.numel() // max(k, 1)
+    if small(2 * rows * k * n, "linear_act"):
+        return None
+
+    def make() -> dict:
+        xs = x.reshape(-1, k)[: min(rows, max(MIN_MEASURE_ROWS, int(MEASURE_FLOPS // (2 * k * n))))]
+        act = {"relu": F.relu, "gelu": F.gelu, "gelu_pytorch_tanh": lambda t: F.gelu(t, approximate="tanh")}
+        return {autotune.PLAIN: lambda: act[activation](F.linear(xs, weight, bias)),
+                "onednn": lambda: torch.ops.mkldnn._linear_pointwise(xs, weight, bias, attr, [], algorithm)}
+
+    choice = autotune.pick("linear_act", (activation, autotune.rows_class(rows), k, n), make)
+    if choice != "onednn":
+        return None
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``, through oneDNN for float32 on the CPU in eager mode."""
-    if not uses_onednn(x, weight):
+    """``F.linear(x, weight, bias)``; for float32 on the CPU in eager mode each product takes the faster
+    library for its shape."""
+    if not eligible(x, weight) or small(2 * x.numel() * weight.shape[0]):
         return F.linear(x, weight, bias)
-    return _OneDnnLinear.apply(x, weight, bias)
+    if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in (x, weight, bias)):
+        return product(x, weight, bias)
+    return _Linear.apply(x, weight, bias)
 
 
 class Linear(nn.Linear):
-    """``nn.Linear`` whose forward is ``linear`` above (oneDNN on the CPU); a drop-in, same state dict."""
+    """``nn.Linear`` whose forward is ``linear`` above; a drop-in, same state dict."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return linear(x, self.weight, self.bias)

@@ -28,6 +28,7 @@ from convbert.config import ConvBertConfig
 from convbert.errors import ConfigError, ConvBertError, TrainingDiverged
 from convbert.interop.files import atomic_write_text
 from convbert.interop.hub import looks_like_local_path, resolve_pretrained
+from convbert.kernels import autotune
 from convbert.train import schema
 from convbert.train.checkpoint import mark_done, resumable_checkpoint, stage_result
 from convbert.train.distributed import Distributed, init_distributed, pick_device
@@ -238,6 +239,9 @@ def _run_stages(run_dir: Path, resuming: bool, resolved: dict[str, Any], plan: R
         "encoder_parameters": encoder_parameters, "tokenizer": tokenizer_source, "metric": final["metric"],
         "dev_metric": metric, "baseline": final["baseline"], "stages": results, "composition": composition,
         "resumed": resuming,
+        # the GEMM library each product shape took on this machine (convbert/kernels/autotune.py): to repeat
+        # the run elsewhere bitwise, pin them with CONVBERT_KERNELS
+        "kernels": autotune.chosen(),
     }
     failed = [s for s in results if s.get("learned") is False]
     if failed:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from convbert.compilation import compile_in_place
 from convbert.train.batching import BatchOrder, collate
 from convbert.train.checkpoint import load_checkpoint, save_checkpoint
 from convbert.train.distributed import Distributed, unwrap, wrap
@@ -197,7 +198,7 @@ def train(run: StageRun) -> dict[str, Any]:
                                 rng=rng, dist=dist)
     if t.compile:
         for part in run.task.compile_targets(run.module):
-            part.compile()
+            compile_in_place(part)
     model = wrap(run.module, dist, run.device)
     autocast = autocast_for(t.precision, run.device)
     pad = run.task.tokenizer.pad_token_id
