@@ -223,18 +223,20 @@ def fmt(x: float | None, spec: str = ".2f") -> str:
 def table(rows: list[Row], mm_fp32: float, mm_onednn: float) -> str:
     head = ("| config | L | B | dtype | mode | ours s | HF s | speed-up | best-of | ours tok/s | HF tok/s "
             "| ours GFLOP | HF GFLOP | ours GFLOP/s | of fp32 mm (MKL / oneDNN) | ours peak MB | HF peak MB "
-            "| mem ours/HF |")
+            "| mem ours/HF | ceiling |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
         w = r.work
         t_ours, t_hf = measure.median(r.ours), measure.median(r.hf)
         rate = r.ours_flops / t_ours / 1e9
+        # the speed-up if our step were nothing but its matmul FLOPs at the run's faster fp32 matmul rate
+        ceiling = t_hf / (r.ours_flops / 1e9 / max(mm_fp32, mm_onednn)) if w.dtype == "fp32" else None
         lines.append(
             f"| {w.config} | {w.length} | {w.batch} | {w.dtype} | {w.mode} | {t_ours:.3f} | {t_hf:.3f} | "
             f"**{r.speedup:.2f}x** | {r.speedup_best:.2f}x | {w.tokens / t_ours:,.0f} | "
             f"{w.tokens / t_hf:,.0f} | {r.ours_flops / 1e9:.1f} | {r.hf_flops / 1e9:.1f} | {rate:.1f} | "
             f"{rate / mm_fp32:.0%} / {rate / mm_onednn:.0%} | {fmt(r.ours_mem, '.0f')} | "
-            f"{fmt(r.hf_mem, '.0f')} | {fmt(r.mem_ratio)} |"
+            f"{fmt(r.hf_mem, '.0f')} | {fmt(r.mem_ratio)} | {fmt(ceiling)}{'x' if ceiling else ''} |"
         )
     return "\n".join(lines)
 
@@ -354,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
         "(= tokens/s ratio); peak MB = increase of the process's peak RSS over its RSS after building "
         "the model (fresh process, two steps). GFLOP from FlopCounterMode for one step. `pretrain`: "
         "ours computes the prediction head only at the 15% masked positions; HF runs its standard "
-        "masked-LM step.",
+        "masked-LM step. ceiling = HF s / (our GFLOP / the run's faster fp32 matmul GFLOP/s): the speed-up "
+        "a step made of nothing but its matrix products at full matmul speed would reach.",
         "",
         table(rows, mm_fp32, measure.median(mm["fp32 oneDNN"])),
         "",

@@ -103,7 +103,8 @@ def test_training_with_compile_true_compiles_for_real_without_recompiling_per_le
             "trainer.progress=false", "trainer.group_by_length=true", "trainer.eval_batch_size=16",
             "data.max_examples=24", "data.max_dev_examples=8", "pretrain=none", "data.max_length=48",
             "trainer.log_every=1", "trainer.warmup_steps=0",
-            "model.dropout=0.0"]  # no dropout: inductor's random masks are not the eager path's
+            # no dropout: inductor's random masks are not the eager path's
+            "model.dropout=0.0", "task.head.dropout=0.0"]
     summaries = {}
     for compiled in (False, True):
         dynamo.reset()
@@ -115,8 +116,9 @@ def test_training_with_compile_true_compiles_for_real_without_recompiling_per_le
         graphs = counters["stats"]["unique_graphs"]
         assert len(lengths) >= 3, lengths  # the run really saw batches of different lengths
         if compiled:
-            # one training graph and one evaluation graph, each with a symbolic length
-            assert 1 <= graphs <= 2, f"{graphs} graphs for {len(lengths)} lengths: recompiled per length"
+            # one training graph, compiled again once when the first loss records Hugging Face's problem_type
+            # in the config, and one evaluation graph (no grad): each with a symbolic length
+            assert 1 <= graphs <= 3, f"{graphs} graphs for {len(lengths)} lengths: recompiled per length"
         else:
             assert graphs == 0
     eager, compiled = summaries[False], summaries[True]

@@ -40,6 +40,8 @@ def depthwise_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     ``x.transpose(1, 2).unsqueeze(2)`` is a (B, C, 1, L) tensor in channels-last layout, which oneDNN (and
     cuDNN) convolve without a copy and answer in the same layout, i.e. a contiguous (B, L, C) again.
     """
+    if capturing():  # inductor fuses the taps; its conv2d path specialises on a dynamic length (or fails)
+        return shifted_taps(x, weight)
     channels, k = weight.shape
     # k multiply-adds per element: no work for low precision to save, and oneDNN's bf16 depthwise backward is
     # twice as slow as fp32's, so under autocast it stays in the input's dtype
