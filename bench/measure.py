@@ -79,6 +79,12 @@ def _cpu_flash_backward_flop(grad_shape, q_shape, k_shape, v_shape, *args, out_s
     return sdpa_backward_flop_count(grad_shape, q_shape, k_shape, v_shape)
 
 
+def _addmm_inplace_flop(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """``out.addmm_(a, b)``: 2 * m * k * n, as ``aten.addmm`` (the fused decoder accumulates its weight
+    gradient in place)."""
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
 def count_flops(step: Callable[[], None]) -> int:
     """Matmul FLOPs of one call; torch's counter plus the CPU kernels it has no formula for."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -86,6 +92,7 @@ def count_flops(step: Callable[[], None]) -> int:
     mapping = {
         torch.ops.aten.convolution_backward: _conv_backward_flop,
         torch.ops.mkldnn._linear_pointwise: _linear_pointwise_flop,
+        torch.ops.aten.addmm_: _addmm_inplace_flop,
         torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_flop,
         torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward_flop,
     }

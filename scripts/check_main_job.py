@@ -1,10 +1,12 @@
 """Does the main job learn on this machine, whatever its numerics? Runs `convbert-train` over a grid.
 
 Each cell is the main job with no arguments but the seed, the thread count and the projection path
-(``CONVBERT_ONEDNN``); ``--scratch`` adds the same fine-tuning without pretraining (``pretrain=none``) per
-seed, which the pretrained encoder must beat. ``--isa avx2`` forces PyTorch's and oneDNN's AVX2 kernels on a
-machine that has AVX-512 (``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``), the code path an AVX2-only
-CPU takes. It prints a Markdown table (quoted in README) and writes it with every run's summary under --out.
+(``--onednn 0``: PyTorch's own GEMMs; ``1``: oneDNN's for every projection; the two extremes of what the
+per-shape measurement in convbert/kernels/autotune.py can pick, pinned through ``CONVBERT_KERNELS``).
+``--scratch`` adds the same fine-tuning without pretraining (``pretrain=none``) per seed, which the
+pretrained encoder must beat. ``--isa avx2`` forces PyTorch's and oneDNN's AVX2 kernels on a machine that
+has AVX-512 (``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``), the code path an AVX2-only CPU takes.
+It prints a Markdown table (quoted in README) and writes it with every run's summary under --out.
 
     python scripts/check_main_job.py          # 3 seeds x ONEDNN 0/1 x 1/2 threads, + from scratch
     python scripts/check_main_job.py --seeds 0 --threads 2 --onednn 1 --isa avx2
@@ -29,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+LIBRARY = {"0": "linear=plain,linear_act=plain", "1": "linear=onednn,linear_act=onednn"}
 
 
 def machine() -> str:
@@ -98,7 +101,7 @@ def main() -> None:
 
     cells = []
     for seed, onednn, threads in itertools.product(args.seeds, args.onednn, args.threads):
-        env = {**isa_env, "CONVBERT_ONEDNN": onednn, "OMP_NUM_THREADS": str(threads)}
+        env = {**isa_env, "CONVBERT_KERNELS": LIBRARY[onednn], "OMP_NUM_THREADS": str(threads)}
         name = f"seed{seed}_onednn{onednn}_t{threads}_{args.isa}"
         overrides = [f"seed={seed}", f"trainer.num_threads={threads}",
                      f"pretrain.trainer.num_threads={threads}", *args.overrides]
@@ -106,7 +109,7 @@ def main() -> None:
     if args.scratch:
         threads = max(args.threads)
         for seed in args.seeds:
-            env = {**isa_env, "CONVBERT_ONEDNN": args.onednn[-1], "OMP_NUM_THREADS": str(threads)}
+            env = {**isa_env, "CONVBERT_KERNELS": LIBRARY[args.onednn[-1]], "OMP_NUM_THREADS": str(threads)}
             cells.append((f"{seed} | {args.onednn[-1]} | {threads} (pretrain=none)",
                           f"seed{seed}_scratch_t{threads}_{args.isa}",
                           [f"seed={seed}", "pretrain=none", f"trainer.num_threads={threads}",
