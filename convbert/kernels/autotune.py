@@ -1,10 +1,11 @@
-"""Which of two equivalent CPU kernels is faster here: measured once per process and shape class.
+"""Which of two equivalent CPU kernels is faster here: measured once per machine and shape class.
 
-The fastest GEMM library for a given product is a fact about the processor, not about the code: on a Zen 4
-with AVX-512, oneDNN's fp32 kernels beat MKL's sgemm on every ConvBERT projection; with only AVX2 they lose
-on some shapes and win on others (bench/results.md). So a fast path is never assumed: the first time a shape
-class is seen, the plain PyTorch kernel and the alternative run side by side on the real operands (no
-autograd), and the alternative is kept only when it is at least ``MARGIN`` faster. Ties go to plain PyTorch.
+The fastest GEMM library for a given product is a fact about the processor and the shape, not about the code:
+on a Zen 4 with AVX-512 oneDNN's fp32 kernels beat MKL's sgemm on most ConvBERT products, with only AVX2 on
+fewer, and by how much drifts with the host (bench/results.md). So a fast path is never assumed: the first
+time a shape class is seen, the plain PyTorch kernel and the alternative run side by side on the real operands
+(no autograd), and the alternative is kept only when it is at least ``MARGIN`` faster. Ties go to plain
+PyTorch.
 
 Choices change results only at fp32 rounding, but a run should repeat bitwise on the same machine, so
 measured choices are kept in a small JSON file per machine signature (CPU model and flags, PyTorch version,

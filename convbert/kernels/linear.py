@@ -2,8 +2,8 @@
 
 ``nn.Linear`` on the CPU calls MKL's sgemm; oneDNN (inside every x86 PyTorch build,
 ``torch.ops.mkldnn._linear_pointwise``) computes the same fp32 products by other kernels. Which is faster is
-a property of the processor and the shape, not a constant: on a Zen 4 with AVX-512 oneDNN wins every
-ConvBERT projection; limited to AVX2 it loses some (bench/results.md). So each of a projection's three
+a property of the processor and the shape, not a constant: on a Zen 4 with AVX-512 oneDNN wins most
+ConvBERT products, limited to AVX2 fewer (bench/results.md). So each of a projection's three
 products (forward, input gradient, weight gradient) is sent to the library measured faster for its shape
 class at first use (``autotune``), plain PyTorch unless oneDNN is clearly ahead. Results agree to fp32
 rounding.
