@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--extra", nargs="*", default=[], metavar="SPEC",
+                   help="more pinnings to interleave, as CONVBERT_KERNELS specs (e.g. linear_act=onednn)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"Machine: {machine.describe(args.threads)}.\n")
@@ -56,12 +58,14 @@ def main(argv: list[str] | None = None) -> None:
             model = workloads.load("ours", workloads.checkpoint(tmp, "small", length))
             for mode in args.modes:
                 work = Workload("small", length, args.batch, "fp32", mode)
+                pinnings = {**PINNINGS, **{spec: spec for spec in args.extra}}
                 steps = {name: pinned_step(workloads.make_step("ours", model, work), spec)
-                         for name, spec in PINNINGS.items()}
+                         for name, spec in pinnings.items()}
                 times = {n: measure.median(t) for n, t in measure.interleaved(steps, args.reps).items()}
                 m, plain, onednn = times["measured"], times["plain"], times["oneDNN always"]
+                extra = "".join(f" {spec}: {times[spec]:.3f} s |" for spec in args.extra)
                 print(f"| {length} | {mode} | {m:.3f} | {plain:.3f} | {onednn:.3f} | **{plain / m:.2f}x** | "
-                      f"**{onednn / m:.2f}x** |", flush=True)
+                      f"**{onednn / m:.2f}x** |{extra}", flush=True)
     print(f"\nshape classes measured: {autotune.summary()}")
 
 
