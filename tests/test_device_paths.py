@@ -1,8 +1,9 @@
 """The non-CPU path holds no CPU-only kernel: every class trains on the ``meta`` device.
 
-A ``meta`` tensor has a shape and a dtype but no data and no kernels beyond PyTorch's own: a oneDNN call, a
-host copy or a Python branch on a tensor's values fails on it, as it would be wrong (or slow) on CUDA. The
-CUDA numbers themselves come from bench/gpu.sh, on a machine that has one.
+A ``meta`` tensor has a shape and a dtype but no data: a host copy or a Python branch on a tensor's values
+fails on it, as it would be wrong (or slow) on CUDA. oneDNN's linear does have a meta kernel, so the ops
+dispatched are also recorded and none may be a ``mkldnn`` one. The CUDA numbers themselves come from
+bench/gpu.sh, on a machine that has one.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import tiny_config_kwargs
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import convbert
 from convbert.kernels import dropout as fast_dropout
@@ -17,6 +19,18 @@ from convbert.kernels import linear as fast_linear
 
 CLASSES = ["ConvBertModel", "ConvBertForMaskedLM", "ConvBertForSequenceClassification",
            "ConvBertForTokenClassification", "ConvBertForQuestionAnswering", "ConvBertForMultipleChoice"]
+
+
+class _RecordOps(TorchDispatchMode):
+    """The names of the aten/mkldnn ops dispatched inside the block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(str(func))
+        return func(*args, **(kwargs or {}))
 
 
 def _inputs(name: str, device: str) -> dict:
@@ -45,9 +59,11 @@ def test_every_class_trains_on_the_meta_device(name, groups):
     kwargs = tiny_config_kwargs(num_groups=groups, hidden_size=64, intermediate_size=256, num_labels=2)
     with torch.device("meta"):
         model = getattr(convbert, name)(convbert.ConvBertConfig(**kwargs)).train()
-    out = model(**_inputs(name, "meta"))
-    loss = out.loss if getattr(out, "loss", None) is not None else out[0].float().sum()
-    loss.backward()
+    with _RecordOps() as ops:
+        out = model(**_inputs(name, "meta"))
+        loss = out.loss if getattr(out, "loss", None) is not None else out[0].float().sum()
+        loss.backward()
+    assert not [op for op in ops.names if "mkldnn" in op], sorted(ops.names)
     assert loss.device.type == "meta"
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert len(grads) > len(list(model.parameters())) // 2 and all(g.device.type == "meta" for g in grads)
@@ -70,7 +86,10 @@ def test_masked_lm_pretraining_step_on_meta_at_a_size_the_cpu_would_measure(monk
     with torch.device("meta"):
         model = convbert.ConvBertForMaskedLM(convbert.ConvBertConfig(**kwargs)).train()
     ids = torch.randint(1, 1000, (8, 128), device="meta")
-    model(input_ids=ids, labels=ids, logits_at_labels_only=True).loss.backward()
+    with _RecordOps() as ops:
+        model(input_ids=ids, labels=ids, logits_at_labels_only=True).loss.backward()
+    assert "aten.addmm.default" in ops.names or "aten.mm.default" in ops.names  # the products were seen
+    assert not [op for op in ops.names if "mkldnn" in op]
 
 
 def test_cpu_only_kernels_step_aside_off_the_cpu():
