@@ -88,20 +88,26 @@ def choose(kind: str, rows: int, k: int, n: int, layout: tuple, make: Callable[[
     return autotune.pick("linear", (kind, autotune.rows_class(rows), k, n, *layout), lambda: make(sample))
 
 
-def product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """x @ weight.T (+ bias) by the library chosen for this shape class; x may have batch dimensions."""
-    k, n = x.shape[-1], weight.shape[0]
-    rows = x.numel() // max(k, 1)
+def _dispatch(kind: str, k: int, n: int, plain: Callable, onednn: Callable, rows_of: tuple, rest: tuple = ()):
+    """``plain(*rows_of, *rest)`` or ``onednn(...)``, whichever ``choose`` picks for this product; the
+    operands in ``rows_of`` share the product's row (N) dimension and are what a measurement slices."""
+    rows = rows_of[0].shape[0]
 
     def make(sample: int) -> dict:
-        xs = x.reshape(-1, k)[:sample]
-        return {autotune.PLAIN: lambda: F.linear(xs, weight, bias),
-                "onednn": lambda: onednn_product(xs, weight, bias)}
+        sliced = tuple(t[:sample] for t in rows_of)
+        return {autotune.PLAIN: lambda: plain(*sliced, *rest), "onednn": lambda: onednn(*sliced, *rest)}
 
-    layout = (x.is_contiguous(), weight.is_contiguous())
-    if choose("forward", rows, k, n, layout, make) == "onednn":
-        return onednn_product(x, weight, bias)
-    return F.linear(x, weight, bias)
+    layout = tuple(t.is_contiguous() for t in (*rows_of, *rest) if t is not None)
+    run = onednn if choose(kind, rows, k, n, layout, make) == "onednn" else plain
+    return run(*rows_of, *rest)
+
+
+def product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x @ weight.T (+ bias) by the library chosen for this shape class; x may have batch dimensions."""
+    k = x.shape[-1]
+    flat = x.reshape(-1, k)
+    out = _dispatch("forward", k, weight.shape[0], F.linear, onednn_product, (flat,), (weight, bias))
+    return out.view(*x.shape[:-1], weight.shape[0])
 
 
 def _onednn_weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -118,28 +124,15 @@ def _onednn_weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """grad.T @ x for 2-D (N, out) and (N, in): the weight gradient of a projection."""
-    def make(sample: int) -> dict:
-        g, xs = grad[:sample], x[:sample]
-        return {autotune.PLAIN: lambda: g.t() @ xs, "onednn": lambda: _onednn_weight_grad(g, xs)}
-
-    layout = (grad.is_contiguous(), x.is_contiguous())
-    if choose("weight_grad", grad.shape[0], x.shape[1], grad.shape[1], layout, make) == "onednn":
-        return _onednn_weight_grad(grad, x)
-    return grad.t() @ x
+    return _dispatch("weight_grad", x.shape[1], grad.shape[1], lambda g, xs: g.t() @ xs, _onednn_weight_grad,
+                     (grad, x))
 
 
 def input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """grad @ weight, (N, out) x (out, in) -> (N, in): the input gradient of a projection. For oneDNN a
     strided grad (a column slice) is copied first: the copy costs far less than its strided path."""
-    def make(sample: int) -> dict:
-        g = grad[:sample]
-        return {autotune.PLAIN: lambda: g @ weight,
-                "onednn": lambda: onednn_product(g.contiguous(), weight.t())}
-
-    layout = (grad.is_contiguous(), weight.is_contiguous())
-    if choose("input_grad", grad.shape[0], grad.shape[1], weight.shape[1], layout, make) == "onednn":
-        return onednn_product(grad.contiguous(), weight.t())
-    return grad @ weight
+    return _dispatch("input_grad", grad.shape[1], weight.shape[1], lambda g, w: g @ w,
+                     lambda g, w: onednn_product(g.contiguous(), w.t()), (grad,), (weight,))
 
 
 class _Linear(torch.autograd.Function):
