@@ -7,11 +7,14 @@ import math
 import pytest
 import torch
 from conftest import tiny_config_kwargs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch.nn import functional as F
 
 import convbert
 from convbert.blocks.ffn import FeedForward
 from convbert.blocks.self_attention import _AttentionWithDropout
+from convbert.heads import masked_lm
 from convbert.heads.masked_lm import vocab_cross_entropy
 from convbert.kernels import dropout as fast_dropout
 from convbert.kernels.convolution import depthwise_conv, per_position_conv, shifted_taps
@@ -216,6 +219,58 @@ def test_inference_ffn_with_fused_activation_matches_eager(activation, pin_kerne
     assert torch.allclose(fused, ffn.down(ffn.act(ffn.up(x))).detach(), atol=1e-5)
 
 
+_SELECT_LABELLED = masked_lm._labelled
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(1, 12), labelled=st.sampled_from(["none", "some", "all", "one", "tail"]),
+       chunk=st.integers(1, 5), grads=st.sampled_from(["loss", "logits", "both"]), selects=st.booleans(),
+       seed=st.integers(0, 99))
+def test_cross_entropy_over_labelled_rows_only_is_torchs(monkeypatch, rows, labelled, chunk, grads, selects,
+                                                         seed):
+    """Reading only the labelled rows (forward and backward, in any chunking) gives F.linear +
+    F.cross_entropy's loss and gradients for every labelling: none (nan loss, as torch), all (consecutive
+    rows, taken as a view), one, a consecutive tail, or a random subset; with a gradient on the loss, on
+    the returned logits, or both. Off the CPU no row is selected (``selects=False``: every row is read and
+    the unlabelled ones weighted 0); the fused decoder is CPU only."""
+    vocab = 7
+    every_row = (lambda labels: (None, labels)) if not selects else _SELECT_LABELLED
+    monkeypatch.setattr(masked_lm, "_labelled", every_row)
+    monkeypatch.setattr(masked_lm, "_GRAD_CHUNK_ELEMENTS", chunk * vocab)
+    monkeypatch.setattr(masked_lm, "_CHUNK_ELEMENTS", chunk * vocab)
+    g = torch.Generator().manual_seed(seed)
+    x, weight = torch.randn(rows, 5, generator=g), torch.randn(vocab, 5, generator=g)
+    bias = torch.randn(vocab, generator=g)
+    labels = torch.randint(0, vocab, (rows,), generator=g)
+    keep = {"none": torch.zeros(rows, dtype=torch.bool), "all": torch.ones(rows, dtype=torch.bool),
+            "one": torch.arange(rows) == rows // 2, "tail": torch.arange(rows) >= rows // 2,
+            "some": torch.rand(rows, generator=g) < 0.4}[labelled]
+    labels = torch.where(keep, labels, -100)
+    probe = torch.randn(rows, vocab, generator=g)
+
+    def run(fn, *inputs):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        logits, loss = fn(*leaves)
+        total = (loss if grads != "logits" else 0) + ((logits * probe).sum() if grads != "loss" else 0)
+        if grads == "loss" and not keep.any():
+            total = loss.nan_to_num(0.0)  # no labelled row: torch's gradient is 0 (as ours), not nan
+        total.backward()
+        return [logits.detach(), loss.detach()] + [t.grad for t in leaves]
+
+    def reference(a, w, b):
+        logits = F.linear(a, w, b)
+        return logits, F.cross_entropy(logits, labels)
+
+    ref = run(reference, x, weight, bias)
+    apart = run(lambda a, w, b: (lambda lg: (lg, vocab_cross_entropy(lg, labels)))(F.linear(a, w, b)),
+                x, weight, bias)
+    fused = run(lambda a, w, b: masked_lm._DecoderCrossEntropy.apply(a, w, b, labels), x, weight, bias) \
+        if selects else None
+    for ours in (fused, apart) if selects else (apart,):
+        for a, b in zip(ours, ref, strict=True):
+            assert torch.allclose(a, b, atol=1e-5, equal_nan=True)
+
+
 @pytest.mark.parametrize("library", ["onednn", "plain"])
 @pytest.mark.parametrize("groups", [2, 4])
 def test_grouped_linear_matches_the_block_diagonal_product(groups, library, pin_kernels):
@@ -241,8 +296,6 @@ def test_grouped_linear_matches_the_block_diagonal_product(groups, library, pin_
 def test_fused_decoder_cross_entropy_matches_linear_then_cross_entropy(monkeypatch, logits_grad):
     """The chunked backward (here 7 chunks) gives F.linear + F.cross_entropy's gradients, also when the
     returned logits carry a gradient of their own."""
-    from convbert.heads import masked_lm
-
     monkeypatch.setattr(masked_lm, "_GRAD_CHUNK_ELEMENTS", 3 * 50)
     g = torch.Generator().manual_seed(0)
     x, weight = torch.randn(20, 8, generator=g), torch.randn(50, 8, generator=g)

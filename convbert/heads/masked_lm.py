@@ -17,94 +17,139 @@ from convbert.kernels.linear import Linear
 from convbert.labels import IGNORE_INDEX
 from convbert.outputs import MaskedLMOutput
 
-_CHUNK_ELEMENTS = 1 << 24  # rows of logits handled at once when computing the log-sum-exp (64 MB in fp32)
-_GRAD_CHUNK_ELEMENTS = 1 << 23  # rows of the logits' gradient alive at once in the fused backward (32 MB)
+_CHUNK_ELEMENTS = 1 << 24  # logits rows copied at once for the log-sum-exp (64 MB in fp32)
+_GRAD_CHUNK_ELEMENTS = 1 << 23  # rows of the logits' gradient alive at once in backward (32 MB)
 
 
-def _log_sum_exp(logits: torch.Tensor) -> torch.Tensor:
-    """(N, V) -> (N,) fp32 log-sum-exp in 64 MB chunks, through log_softmax (one fused kernel):
-    lse = x[:, 0] - log_softmax(x)[:, 0]."""
-    rows = max(1, _CHUNK_ELEMENTS // logits.shape[1])
-    return torch.cat([c[:, 0].float() - torch.log_softmax(c, 1, dtype=torch.float32)[:, 0]
-                      for c in logits.split(rows)])
+def _row_chunks(count: int, width: int, elements: int) -> list[slice]:
+    rows = max(1, elements // width)
+    return [slice(start, start + rows) for start in range(0, count, rows)]
 
 
-def _mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(loss, safe labels, valid mask, count) of the mean cross-entropy over labels != -100."""
-    valid = labels != IGNORE_INDEX
-    safe = torch.where(valid, labels, 0)
-    target = logits.gather(1, safe[:, None]).squeeze(1).float()
+def _labelled(labels: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(rows, targets). On the CPU: the positions with a label != -100, ascending, and their labels. Elsewhere
+    None (every row) and all the labels, -100 included: selecting there would cost a host sync per step."""
+    if labels.device.type != "cpu":
+        return None, labels
+    rows = (labels != IGNORE_INDEX).nonzero().squeeze(1)
+    return rows, labels.index_select(0, rows)
+
+
+def _pick(logits: torch.Tensor, rows: torch.Tensor | None, part: slice) -> tuple[torch.Tensor, bool]:
+    """(logits at ``rows[part]``, whether that is a copy): a view where those rows are consecutive (all the
+    pretraining head's logits are labelled), else a gathered copy."""
+    if rows is None:
+        return logits[part], False
+    rows = rows[part]
+    first, last = (int(rows[0]), int(rows[-1])) if rows.numel() else (0, -1)
+    if last - first + 1 == rows.numel():
+        return logits[first:last + 1], False
+    return logits.index_select(0, rows), True
+
+
+def _mean_loss(logits: torch.Tensor, rows: torch.Tensor | None, targets: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, lse, count): the mean cross-entropy over the labelled rows of (N, V) logits, their fp32
+    log-sum-exp and their number, for backward. Given ``rows``, the unlabelled rows (85% under BERT's masking)
+    are never read: their gradient is 0.
+
+    Through log_softmax (one fused kernel), 64 MB of rows at a time: lse = x[t] - log_softmax(x)[t].
+    """
+    lse = logits.new_empty(targets.shape, dtype=torch.float32)
+    nll = torch.empty_like(lse)
+    safe = targets.clamp(min=0)  # -100 is there only without ``rows``; it is weighted out below
+    for part in _row_chunks(targets.numel(), logits.shape[1], _CHUNK_ELEMENTS):
+        (picked, _), target = _pick(logits, rows, part), safe[part, None]
+        nll[part] = torch.log_softmax(picked, 1, dtype=torch.float32).gather(1, target).squeeze(1).neg_()
+        lse[part] = picked.gather(1, target).squeeze(1).float() + nll[part]
+    valid = targets != IGNORE_INDEX
     count = valid.sum()
-    loss = torch.where(valid, _log_sum_exp(logits) - target, 0.0).sum() / count
-    return loss, safe, valid, count
+    return nll.where(valid, 0.0).sum() / count, lse, count  # 0 / 0 = nan if nothing is labelled, as torch
 
 
-def _loss_grad(logits: torch.Tensor, safe: torch.Tensor, valid: torch.Tensor, scale: torch.Tensor
-               ) -> torch.Tensor:
-    """d loss / d logits for rows of logits: (softmax - one-hot) * scale on labelled rows, 0 elsewhere."""
-    grad = torch.softmax(logits, 1)  # fp32 accumulation inside, output in the logits' dtype
-    grad.scatter_add_(1, safe[:, None], -valid.to(grad.dtype)[:, None])
-    return grad.mul_((valid * scale).to(grad.dtype)[:, None])
+def _loss_grad(logits: torch.Tensor, rows: torch.Tensor | None, targets: torch.Tensor, lse: torch.Tensor,
+               scale: torch.Tensor, part: slice) -> torch.Tensor:
+    """d loss / d logits at ``rows[part]``: (softmax - one-hot) * scale, 0 where unlabelled; logits' dtype."""
+    picked, copied = _pick(logits, rows, part)
+    grad = picked.float().sub_(lse[part, None]) if copied else picked.float() - lse[part, None]
+    grad.exp_()
+    target = targets[part, None]
+    grad.scatter_add_(1, target.clamp(min=0), grad.new_full(target.shape, -1.0))
+    return grad.mul_((target != IGNORE_INDEX) * scale).to(logits.dtype)
 
 
 class _VocabCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy over the labelled rows of (N, V) logits, saving only the logits and (N,) numbers.
+    """Mean cross-entropy over the labelled rows of (N, V) logits, saving only the logits and (n,) numbers.
 
     ``F.cross_entropy`` keeps an (N, V) log-softmax for backward, and its backward allocates two more (N, V)
-    tensors (a zero-filled gradient of the log-probabilities, then that of the logits): at 4096 tokens and a
-    30522-word vocabulary each is 500 MB. Here forward makes only 64 MB chunks and backward one (N, V)
-    tensor, softmax minus one-hot, scaled in place.
+    tensors (a zero-filled gradient of the log-probabilities, then that of the logits) and goes over every
+    row: at 4096 tokens and a 30522-word vocabulary each is 500 MB. Here forward and backward read the logits
+    in chunks (on the CPU only the labelled rows), and backward writes one (N, V) gradient.
     """
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss, safe, valid, count = _mean_loss(logits, labels)
-        ctx.save_for_backward(logits, safe, valid, count)
+        rows, targets = _labelled(labels)
+        loss, lse, count = _mean_loss(logits, rows, targets)
+        ctx.save_for_backward(logits, rows, targets, lse, count)
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        logits, safe, valid, count = ctx.saved_tensors
-        return _loss_grad(logits, safe, valid, grad / count.clamp(min=1)), None
+        logits, rows, targets, lse, count = ctx.saved_tensors
+        scale = grad / count.clamp(min=1)
+        out = torch.empty_like(logits) if rows is None else torch.zeros_like(logits)
+        for part in _row_chunks(targets.numel(), logits.shape[1], _GRAD_CHUNK_ELEMENTS):
+            grad_part = _loss_grad(logits, rows, targets, lse, scale, part)
+            if rows is None:
+                out[part] = grad_part
+            else:
+                out.index_copy_(0, rows[part], grad_part)
+        return out, None
 
 
 class _DecoderCrossEntropy(torch.autograd.Function):
     """(logits, loss) of the vocabulary projection x @ W.T + b and its mean cross-entropy, in one function.
+    CPU only (``fast_linear.eligible``).
 
     Apart, backward holds the whole (N, V) gradient of the logits (125 MB for 8 x 128 tokens and a
-    30522-word vocabulary, 500 MB at 512) while the projection's products run. Together it goes through the
-    rows in 32 MB chunks: each chunk's softmax-minus-one-hot is used for its share of the input, weight
-    and bias gradients and dropped. A gradient arriving for the returned logits themselves is added.
+    30522-word vocabulary, 500 MB at 512) and multiplies all of it, though only the labelled rows (15%) are
+    not zero. Together, backward takes the labelled rows alone, 32 MB at a time: each chunk's
+    softmax-minus-one-hot gives its share of the input, weight and bias gradients and is dropped. A gradient
+    arriving for the returned logits themselves is added (then every row takes part).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, labels: torch.Tensor):
         ctx.set_materialize_grads(False)
         logits = fast_linear.product(x, weight, bias)
-        loss, safe, valid, count = _mean_loss(logits, labels)
-        ctx.save_for_backward(x, weight, logits, safe, valid, count)
+        rows, targets = _labelled(labels)
+        loss, lse, count = _mean_loss(logits, rows, targets)
+        ctx.save_for_backward(x, weight, logits, rows, targets, lse, count)
         return logits, loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_logits: torch.Tensor | None, grad_loss: torch.Tensor | None):
-        x, weight, logits, safe, valid, count = ctx.saved_tensors
-        grad_x = torch.empty_like(x)
+        x, weight, logits, rows, targets, lse, count = ctx.saved_tensors
+        scale = None if grad_loss is None else grad_loss / count.clamp(min=1)
+        grad_x = torch.zeros_like(x)
         grad_weight = torch.zeros_like(weight)
         grad_bias = torch.zeros(weight.shape[0], dtype=weight.dtype)
-        scale = None if grad_loss is None else grad_loss / count.clamp(min=1)
-        rows = max(1, _GRAD_CHUNK_ELEMENTS // logits.shape[1])
-        for start in range(0, logits.shape[0], rows):
-            part = slice(start, start + rows)
-            if scale is not None:
-                grad = _loss_grad(logits[part], safe[part], valid[part], scale)
-                if grad_logits is not None:
-                    grad.add_(grad_logits[part])
+        dense = grad_logits is not None  # then every row has a gradient, else only the labelled ones
+        touched = logits.shape[0] if dense else rows.numel() if scale is not None else 0
+        for part in _row_chunks(touched, logits.shape[1], _GRAD_CHUNK_ELEMENTS):
+            if dense:
+                grad, at = grad_logits[part].clone(), torch.arange(logits.shape[0])[part]
+                lo, hi = torch.searchsorted(rows, torch.tensor([part.start, part.stop])).tolist()
+                if scale is not None and hi > lo:
+                    grad.index_add_(0, rows[lo:hi] - part.start,
+                                    _loss_grad(logits, rows, targets, lse, scale, slice(lo, hi)))
             else:
-                grad = grad_logits[part].contiguous()
-            grad_x[part] = fast_linear.input_grad(grad, weight)
-            grad_weight.addmm_(grad.t(), x[part])
+                grad, at = _loss_grad(logits, rows, targets, lse, scale, part), rows[part]
+            grad_x.index_copy_(0, at, fast_linear.input_grad(grad, weight))
+            grad_weight.addmm_(grad.t(), x.index_select(0, at))
             grad_bias.add_(grad.sum(0))
         return grad_x, grad_weight, grad_bias, None
 
