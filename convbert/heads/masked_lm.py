@@ -135,8 +135,7 @@ class _DecoderCrossEntropy(torch.autograd.Function):
         x, weight, logits, rows, targets, lse, count = ctx.saved_tensors
         scale = None if grad_loss is None else grad_loss / count.clamp(min=1)
         grad_x = torch.zeros_like(x)
-        grad_weight = torch.zeros_like(weight)
-        grad_bias = torch.zeros(weight.shape[0], dtype=weight.dtype)
+        grad_weight = grad_bias = None  # the first chunk writes them (no 16 MB zero fill first)
         dense = grad_logits is not None  # then every row has a gradient, else only the labelled ones
         touched = logits.shape[0] if dense else rows.numel() if scale is not None else 0
         for part in _row_chunks(touched, logits.shape[1], _GRAD_CHUNK_ELEMENTS):
@@ -149,8 +148,13 @@ class _DecoderCrossEntropy(torch.autograd.Function):
             else:
                 grad, at = _loss_grad(logits, rows, targets, lse, scale, part), rows[part]
             grad_x.index_copy_(0, at, fast_linear.input_grad(grad, weight))
-            grad_weight.addmm_(grad.t(), x.index_select(0, at))
-            grad_bias.add_(grad.sum(0))
+            if grad_weight is None:
+                grad_weight, grad_bias = torch.mm(grad.t(), x.index_select(0, at)), grad.sum(0)
+            else:
+                grad_weight.addmm_(grad.t(), x.index_select(0, at))
+                grad_bias.add_(grad.sum(0))
+        if grad_weight is None:
+            grad_weight, grad_bias = torch.zeros_like(weight), weight.new_zeros(weight.shape[0])
         return grad_x, grad_weight, grad_bias, None
 
 
