@@ -1,0 +1,94 @@
+"""One function or class of ours against its version at an earlier git revision, in the model's step.
+
+A change to one piece (say the masked-LM loss) is best judged inside the whole step, interleaved with the
+old piece in the same process: comparing two full benchmark runs mixes the change with the host's drift.
+Two copies of our ConvBERT-small masked LM share a checkpoint; before each step the attribute is set to the
+current or to the old object (the module file read with ``git show REV:path``), so only that piece differs.
+
+    python bench/bench_revision.py --against fe5adb2 --attr convbert.heads.masked_lm:_DecoderCrossEntropy
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python bench/bench_revision.py ...   # the AVX2 family
+
+The old module is executed as a separate module, so it must not rely on being the one imported elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine
+import measure
+import workloads
+from workloads import Workload
+
+HERE = Path(__file__).resolve().parent
+
+
+def old_object(revision: str, module_name: str, attr: str):
+    """``module_name.attr`` as it was at ``revision``."""
+    module = importlib.import_module(module_name)
+    path = Path(module.__file__).resolve().relative_to(HERE.parent)
+    source = subprocess.run(["git", "-C", str(HERE.parent), "show", f"{revision}:{path.as_posix()}"],
+                            check=True, capture_output=True, text=True).stdout
+    name = f"_at_{revision}_{module_name.replace('.', '_')}"
+    file = Path(tempfile.mkdtemp()) / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[name] = old  # dataclasses and pickling look the module up by name
+    spec.loader.exec_module(old)
+    return getattr(old, attr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--against", required=True, help="git revision holding the old version")
+    p.add_argument("--attr", required=True, metavar="MODULE:NAME", help="e.g. convbert.heads.masked_lm:_Loss")
+    p.add_argument("--config", default="small", choices=list(workloads.CONFIGS))
+    p.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
+    p.add_argument("--modes", nargs="+", default=["mlm", "pretrain"], choices=workloads.MODES)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    module_name, attr = args.attr.split(":")
+    module = importlib.import_module(module_name)
+    versions = {"current": getattr(module, attr), args.against: old_object(args.against, module_name, attr)}
+    print(f"Machine: {machine.describe(args.threads)}.\n")
+    print(f"`{module_name}.{attr}` now against at {args.against}; {args.config}, batch {args.batch}, fp32, "
+          f"median of {args.reps} interleaved steps.\n")
+    print(f"| L | mode | current s | {args.against} s | current speed-up |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for length in args.lengths:
+            path = workloads.checkpoint(tmp, args.config, length)
+            for mode in args.modes:
+                work = Workload(args.config, length, args.batch, "fp32", mode)
+                steps = {}
+                for name, obj in versions.items():
+                    step = workloads.make_step("ours", workloads.load("ours", path), work)
+
+                    def run(step=step, obj=obj) -> None:
+                        setattr(module, attr, obj)
+                        step()
+
+                    steps[name] = run
+                timed = measure.interleaved(steps, args.reps, warmup=2)
+                times = {n: measure.median(t) for n, t in timed.items()}
+                setattr(module, attr, versions["current"])
+                print(f"| {length} | {mode} | {times['current']:.3f} | {times[args.against]:.3f} | "
+                      f"**{times[args.against] / times['current']:.2f}x** |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
