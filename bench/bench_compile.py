@@ -9,6 +9,7 @@ the compiled side has been compiled for every length; compile time and the numbe
     python bench/bench_compile.py                         # 128 and 512 tokens, dynamic shapes
     python bench/bench_compile.py --static                # one graph per length instead
     python bench/bench_compile.py --layers 12 --lengths 128
+    python bench/bench_compile.py --modes inference --freezing   # weights folded in (deployment)
 """
 
 from __future__ import annotations
@@ -42,11 +43,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--static", action="store_true", help="compile(dynamic=False): a graph per length")
+    p.add_argument("--freezing", action="store_true",
+                   help="compile_for_inference: weights folded in as constants (inference only)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.freezing and "pretrain" in args.modes:
+        p.error("--freezing folds the weights into the graph: inference only (--modes inference)")
     import convbert
-    from convbert.compilation import compile_in_place
+    from convbert.compilation import compile_for_inference, compile_in_place
 
     print(f"machine: {machine.describe(args.threads)}")
     torch.manual_seed(0)
@@ -62,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
         target = compiled.convbert if mode == "inference" else compiled
         if args.static:
             target.compile(dynamic=False)
+        elif args.freezing:
+            compile_for_inference(target)
         else:
             compile_in_place(target)
         steps = {}

@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8, help="rows per model call (default 8)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model with its weights frozen first: about a minute of "
+                             "compiling, then faster CPU batches (docs/performance.md); for large inputs")
     parser.add_argument("--no-truncation", action="store_true",
                         help="fail on texts longer than the model reads instead of cutting them")
     tasks = parser.add_argument_group("task options (as the pipeline's keyword arguments)")
@@ -203,6 +206,10 @@ def predict(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     pipe = pipeline(task, model=args.model, device=args.device, **params)
+    if args.compile:
+        from convbert.compilation import compile_for_inference
+
+        compile_for_inference(pipe.model)
     name, numbers, items = read_inputs(args.input, task)
     call = pipe.parameters()
     try:

@@ -78,6 +78,32 @@ def test_inductor_compiles_the_encoder_in_one_graph(batch):
 
 
 @pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="inductor needs a C++ compiler")
+def test_compile_for_inference_freezes_the_weights_for_that_module_only():
+    """Unmocked inductor with freezing: eager's outputs at two lengths from one graph; the parameters are in
+    the graph as constants (changing one afterwards does not reach the compiled output), and the setting
+    does not leak to other compilations of the process."""
+    from torch._dynamo.utils import counters
+    from torch._inductor import config as inductor_config
+
+    from convbert.compilation import compile_for_inference
+
+    model = _model(num_hidden_layers=1).eval()
+    compiled = _model(num_hidden_layers=1).eval()
+    compile_for_inference(compiled)
+    g = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for length in (9, 14):
+            ids = torch.randint(1, 97, (2, length), generator=g)
+            expected = model(input_ids=ids).last_hidden_state
+            assert torch.allclose(compiled(input_ids=ids).last_hidden_state, expected, atol=1e-4)
+        assert counters["stats"]["unique_graphs"] == 1
+        frozen = compiled(input_ids=ids).last_hidden_state
+        compiled.layers[0].ffn.down.weight.zero_()  # the graph holds its own (prepacked) copy
+        assert torch.equal(compiled(input_ids=ids).last_hidden_state, frozen)
+    assert not inductor_config.freezing
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="inductor needs a C++ compiler")
 def test_training_with_compile_true_compiles_for_real_without_recompiling_per_length(tmp_path, monkeypatch):
     """``trainer.compile=true``, unmocked: inductor compiles the fine-tuning model, batches of several
     lengths (group_by_length) reuse the graphs (dynamic shapes), and the run computes what eager computes."""

@@ -157,3 +157,18 @@ def test_progress_bar_for_long_inputs(checkpoints, tmp_path, capsys, monkeypatch
     captured = capsys.readouterr()
     assert results is None and len(captured.out.splitlines()) == 6
     assert "convbert-predict: 100%" in captured.err and "6/6" in captured.err
+
+
+def test_compile_flag_compiles_the_pipelines_model_for_inference(checkpoints, tmp_path, capsys, monkeypatch):
+    """``--compile`` hands the loaded model to ``compile_for_inference`` (its real compilation is
+    tests/test_compile.py's); the results are the same lines."""
+    from convbert import compilation
+
+    compiled = []
+    monkeypatch.setattr(compilation, "compile_for_inference", compiled.append)
+    (tmp_path / "in.txt").write_text("Dull.\nA gripping film.\n")
+    argv = [checkpoints["text-classification"], "--input", tmp_path / "in.txt"]
+    plain = predict(capsys, *argv)
+    assert not compiled
+    assert predict(capsys, *argv, "--compile") == plain
+    assert [type(m).__name__ for m in compiled] == ["ConvBertForSequenceClassification"]
