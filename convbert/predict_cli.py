@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model with its weights frozen first: about a minute of "
+                        help="torch.compile the model with its weights frozen first: a minute or two of "
                              "compiling, then faster CPU batches (docs/performance.md); for large inputs")
     parser.add_argument("--no-truncation", action="store_true",
                         help="fail on texts longer than the model reads instead of cutting them")
