@@ -90,6 +90,7 @@ def test_compile_for_inference_freezes_the_weights_for_that_module_only():
     model = _model(num_hidden_layers=1).eval()
     compiled = _model(num_hidden_layers=1).eval()
     compile_for_inference(compiled)
+    counters.clear()
     g = torch.Generator().manual_seed(0)
     with torch.inference_mode():
         for length in (9, 14):
