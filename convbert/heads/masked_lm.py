@@ -137,16 +137,17 @@ class _DecoderCrossEntropy(torch.autograd.Function):
         grad_x = torch.zeros_like(x)
         grad_weight = grad_bias = None  # the first chunk writes them (no 16 MB zero fill first)
         dense = grad_logits is not None  # then every row has a gradient, else only the labelled ones
-        touched = logits.shape[0] if dense else rows.numel() if scale is not None else 0
-        for part in _row_chunks(touched, logits.shape[1], _GRAD_CHUNK_ELEMENTS):
+        touched = torch.arange(logits.shape[0]) if dense else rows if scale is not None else rows[:0]
+        for part in _row_chunks(touched.numel(), logits.shape[1], _GRAD_CHUNK_ELEMENTS):
+            at = touched[part]
             if dense:
-                grad, at = grad_logits[part].clone(), torch.arange(logits.shape[0])[part]
+                grad = grad_logits[part].clone()
                 lo, hi = torch.searchsorted(rows, torch.tensor([part.start, part.stop])).tolist()
                 if scale is not None and hi > lo:
                     grad.index_add_(0, rows[lo:hi] - part.start,
                                     _loss_grad(logits, rows, targets, lse, scale, slice(lo, hi)))
             else:
-                grad, at = _loss_grad(logits, rows, targets, lse, scale, part), rows[part]
+                grad = _loss_grad(logits, rows, targets, lse, scale, part)
             grad_x.index_copy_(0, at, fast_linear.input_grad(grad, weight))
             if grad_weight is None:
                 grad_weight, grad_bias = torch.mm(grad.t(), x.index_select(0, at)), grad.sum(0)
