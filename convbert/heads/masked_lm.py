@@ -14,6 +14,7 @@ from convbert.capture import capturing
 from convbert.hookspecs import hookimpl
 from convbert.kernels import linear as fast_linear
 from convbert.kernels.linear import Linear
+from convbert.kernels.recycle import RecycledOutputs
 from convbert.labels import IGNORE_INDEX
 from convbert.outputs import MaskedLMOutput
 
@@ -121,9 +122,16 @@ class _DecoderCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, labels: torch.Tensor):
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, labels: torch.Tensor,
+                outputs: RecycledOutputs | None = None):
         ctx.set_materialize_grads(False)
-        logits = fast_linear.product(x, weight, bias)
+        spare = None if outputs is None else outputs.take((x.shape[0], weight.shape[0]), x.dtype, x.device)
+        if spare is not None:
+            logits = fast_linear.product_into(spare, x, weight, bias)
+        else:
+            logits = fast_linear.product(x, weight, bias)
+            if outputs is not None:
+                outputs.keep(logits)
         rows, targets = _labelled(labels)
         loss, lse, count = _mean_loss(logits, rows, targets)
         ctx.save_for_backward(x, weight, logits, rows, targets, lse, count)
@@ -156,7 +164,7 @@ class _DecoderCrossEntropy(torch.autograd.Function):
                 grad_bias.add_(grad.sum(0))
         if grad_weight is None:
             grad_weight, grad_bias = torch.zeros_like(weight), weight.new_zeros(weight.shape[0])
-        return grad_x, grad_weight, grad_bias, None
+        return grad_x, grad_weight, grad_bias, None, None
 
 
 def vocab_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -194,6 +202,7 @@ class MaskedLMHead(nn.Module):
         self.norm = nn.LayerNorm(size, eps=ctx.layer_norm_eps)
         self.decoder = Linear(size, params.vocab_size)
         self.tie_word_embeddings = params.tie_word_embeddings
+        self._logits_memory = RecycledOutputs()  # the training logits' memory, reused step to step
         if params.tie_word_embeddings and word is not None:
             self.decoder.weight = word.weight
 
@@ -212,7 +221,8 @@ class MaskedLMHead(nn.Module):
         if labels is not None and torch.is_grad_enabled() and decoder.bias is not None and not hooked \
                 and fast_linear.eligible(transformed, decoder.weight):
             flat = transformed.reshape(-1, transformed.shape[-1])
-            logits, loss = _DecoderCrossEntropy.apply(flat, decoder.weight, decoder.bias, labels.reshape(-1))
+            logits, loss = _DecoderCrossEntropy.apply(flat, decoder.weight, decoder.bias, labels.reshape(-1),
+                                                      self._logits_memory)
             return MaskedLMOutput(loss=loss, logits=logits.view(*transformed.shape[:-1], -1))
         logits = decoder(transformed)
         loss = None

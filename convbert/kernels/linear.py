@@ -110,6 +110,28 @@ def product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
     return out.view(*x.shape[:-1], weight.shape[0])
 
 
+def _plain_product_into(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    return torch.mm(x, weight.t(), out=out) if bias is None else torch.addmm(bias, x, weight.t(), out=out)
+
+
+def _onednn_product_into(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    """oneDNN's op returns a new tensor, so the product goes through column blocks of at most 16 MB: small
+    enough that the allocator reuses their memory (a larger one is a fresh mmap, page-faulted on every call)."""
+    columns = max(256, min(1024, (1 << 22) // max(1, x.shape[0])))
+    for start in range(0, weight.shape[0], columns):
+        block = slice(start, start + columns)
+        out[:, block] = onednn_product(x, weight[block], None if bias is None else bias[block])
+    return out
+
+
+def product_into(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+    """``out[:] = x @ weight.T (+ bias)`` for 2-D x and a contiguous ``out``, by the library measured faster
+    for writing into existing memory (``recycle``): MKL writes there directly, oneDNN block by block."""
+    return _dispatch("forward_into", x.shape[1], weight.shape[0], _plain_product_into, _onednn_product_into,
+                     (out, x), (weight, bias))
+
+
 def _onednn_weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """grad.T @ x with the larger of out and in in oneDNN's fast (output) position.
 
