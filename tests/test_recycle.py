@@ -36,8 +36,9 @@ def _take(pool: RecycledOutputs, shape=SHAPE, dtype=torch.float32):
 def test_memory_still_referenced_is_not_handed_out(holder):
     pool, out = _pool_with_one()
     leaf = torch.ones(SHAPE, requires_grad=True)
-    held = {"tensor": lambda: out, "view": lambda: out[1:], "alias": lambda: out.detach(),
-            "numpy": lambda: out.numpy(), "saved for backward": lambda: leaf * out}[holder]()
+    holders = {"tensor": lambda t: t, "view": lambda t: t[1:], "alias": lambda t: t.detach(),
+               "numpy": lambda t: t.numpy(), "saved for backward": lambda t: leaf * t}
+    held = holders[holder](out)
     del out
     assert _take(pool) is None
     del held
@@ -131,7 +132,7 @@ def test_masked_lm_training_reuses_the_logits_memory_without_touching_held_logit
     heads = [m for m in model.modules() if isinstance(m, MaskedLMHead)]
     assert len(heads) == 1
     heads[0]._logits_memory.min_bytes = 0
-    [m for m in plain.modules() if isinstance(m, MaskedLMHead)][0]._logits_memory.slots = 0
+    next(m for m in plain.modules() if isinstance(m, MaskedLMHead))._logits_memory.slots = 0
     g = torch.Generator().manual_seed(1)
     batches = []
     for _ in range(3):
@@ -158,3 +159,6 @@ def test_masked_lm_training_reuses_the_logits_memory_without_touching_held_logit
     assert grads.keys() == ref_grads.keys()
     for name, grad in grads.items():
         torch.testing.assert_close(grad, ref_grads[name], msg=name)
+    assert heads[0]._logits_memory._spares
+    model.eval()  # evaluation gives the spares' memory back
+    assert not heads[0]._logits_memory._spares

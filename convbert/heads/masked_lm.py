@@ -206,6 +206,11 @@ class MaskedLMHead(nn.Module):
         if params.tie_word_embeddings and word is not None:
             self.decoder.weight = word.weight
 
+    def train(self, mode: bool = True) -> MaskedLMHead:
+        if not mode:  # evaluation and inference need no spare logits: give their memory back
+            self._logits_memory.clear()
+        return super().train(mode)
+
     def forward(
         self,
         sequence_output: torch.Tensor,

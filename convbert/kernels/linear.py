@@ -116,7 +116,7 @@ def _plain_product_into(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
 
 def _onednn_product_into(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
     """oneDNN's op returns a new tensor, so the product goes through column blocks of at most 16 MB: small
-    enough that the allocator reuses their memory (a larger one is a fresh mmap, page-faulted on every call)."""
+    enough that the allocator reuses their memory (a larger one is a fresh mmap, page-faulted each call)."""
     columns = max(256, min(1024, (1 << 22) // max(1, x.shape[0])))
     for start in range(0, weight.shape[0], columns):
         block = slice(start, start + columns)

@@ -2,10 +2,11 @@
 
 A fresh CPU tensor of more than 32 MB is a new ``mmap`` that glibc unmaps again on release, so every step
 first-touches every page of it: for the masked-LM logits of a training step (8 x 128 tokens x 30522 words,
-125 MB) that is about 35 ms of page faults, half the time of the product that fills them (docs/performance.md). The CUDA caching
-allocator reuses such blocks; PyTorch's CPU allocator does not. ``RecycledOutputs`` keeps the last few
-outputs it handed out and gives one back when its storage is referenced by nothing but the pool: no tensor,
-view, saved-for-backward copy or NumPy array. The caller then writes every element of it.
+125 MB) that is about 35 ms of page faults, half the time of the product that fills them
+(docs/performance.md). The CUDA caching allocator reuses such blocks; PyTorch's CPU allocator does not.
+``RecycledOutputs`` keeps the last few outputs it handed out and gives one back when its storage is
+referenced by nothing but the pool: no tensor, view, saved-for-backward copy or NumPy array. The caller then
+writes every element of it.
 
 Holding a second reference in the pool is what makes that test possible (``torch._C._storage_Use_Count``
 counts the tensors sharing a storage); the pool never holds an autograd graph (it keeps detached aliases).
@@ -19,9 +20,8 @@ import threading
 
 import torch
 
-
-# glibc serves smaller blocks from its heap once one was freed (its mmap threshold adapts up to 32 MB on 64-bit
-# systems), so their pages are not faulted again: nothing to gain below this
+# glibc serves smaller blocks from its heap once one was freed (its mmap threshold adapts up to 32 MB on
+# 64-bit systems), so their pages are not faulted again: nothing to gain below this
 MIN_BYTES = 32 << 20
 
 _ALONE: int | None = None
@@ -63,7 +63,8 @@ class RecycledOutputs:
             return None
         with self._lock:
             for i, spare in enumerate(self._spares):
-                if spare.dtype == dtype and numel <= spare.numel() <= 2 * numel and _use_count(spare) == _alone():
+                fits = spare.dtype == dtype and numel <= spare.numel() <= 2 * numel
+                if fits and _use_count(spare) == _alone():
                     # a new tensor over the spare's storage (not a view: in-place ops on it stay allowed)
                     out = torch.empty(0, dtype=dtype).set_(spare.untyped_storage(), 0, shape)
                     self._spares.insert(0, self._spares.pop(i))
@@ -72,9 +73,10 @@ class RecycledOutputs:
 
     def keep(self, out: torch.Tensor) -> None:
         """Remember ``out``, a fresh CPU tensor that spans its whole storage, for a later ``take``."""
-        whole = out.storage_offset() == 0 and out.untyped_storage().nbytes() == out.numel() * out.element_size()
+        nbytes = out.numel() * out.element_size()
+        whole = out.storage_offset() == 0 and out.untyped_storage().nbytes() == nbytes
         if not supported() or out.device.type != "cpu" or not out.is_contiguous() or not whole \
-                or out.numel() * out.element_size() < self.min_bytes:
+                or nbytes < self.min_bytes:
             return
         with self._lock:
             if any(spare.untyped_storage().data_ptr() == out.untyped_storage().data_ptr()

@@ -1,0 +1,69 @@
+"""The training step with the logits' memory reused (``convbert.kernels.recycle``) against fresh logits.
+
+Two copies of our masked LM share a checkpoint and run interleaved in one process; in one of them every
+``RecycledOutputs`` pool is switched off (no slots), which is the code path before recycling. Only the
+memory of outputs over 32 MB is reused: the full-vocabulary logits of the MLM step, not the pretraining
+step's labelled rows.
+
+    python bench/bench_recycle.py
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python bench/bench_recycle.py   # the AVX2 family
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine
+import measure
+import workloads
+from workloads import Workload
+
+from convbert.kernels.recycle import RecycledOutputs
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="small", choices=list(workloads.CONFIGS))
+    p.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"Machine: {machine.describe(args.threads)}.\n")
+    print(f"MLM training step, {args.config}, batch {args.batch}, fp32, median of {args.reps} interleaved "
+          "steps.\n")
+    print("| L | recycled s | fresh s | speed-up |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for length in args.lengths:
+            path = workloads.checkpoint(tmp, args.config, length)
+            work = Workload(args.config, length, args.batch, "fp32", "mlm")
+            steps = {}
+            for name in ("recycled", "fresh"):
+                model = workloads.load("ours", path)
+                if name == "fresh":
+                    for pool in _pools(model):
+                        pool.slots = 0
+                steps[name] = workloads.make_step("ours", model, work)
+            times = {n: measure.median(t) for n, t in measure.interleaved(steps, args.reps, warmup=2).items()}
+            print(f"| {length} | {times['recycled']:.3f} | {times['fresh']:.3f} | "
+                  f"**{times['fresh'] / times['recycled']:.2f}x** |", flush=True)
+
+
+def _pools(model: torch.nn.Module) -> list[RecycledOutputs]:
+    found = [v for m in model.modules() for v in vars(m).values() if isinstance(v, RecycledOutputs)]
+    if not found:
+        raise SystemExit("no RecycledOutputs in the model: nothing to compare")
+    return found
+
+
+if __name__ == "__main__":
+    main()
