@@ -115,17 +115,20 @@ def test_product_into_existing_memory_is_f_linear(rows, vocab, bias, library, pi
     torch.testing.assert_close(out, F.linear(x, weight, b), atol=1e-5, rtol=1e-5)
 
 
-def _mlm_step(model, inputs, labels):
+def _mlm_step(model, inputs, labels, logits_grad=False):
     out = model(**inputs, labels=labels)
-    out.loss.backward()
+    probe = torch.linspace(-1, 1, out.logits.numel()).view(out.logits.shape)
+    (out.loss + ((out.logits * probe).sum() if logits_grad else 0)).backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
     return out, grads
 
 
-def test_masked_lm_training_reuses_the_logits_memory_without_touching_held_logits():
+@pytest.mark.parametrize("logits_grad", [False, True])
+def test_masked_lm_training_reuses_the_logits_memory_without_touching_held_logits(logits_grad):
     """Step 2 writes its logits over step 1's memory only once step 1's outputs are gone; logits a caller
-    still holds keep their values; losses and gradients equal a model that never recycles."""
+    still holds keep their values; losses and gradients (also with a gradient on the logits themselves, the
+    dense backward) equal a model that never recycles."""
     torch.manual_seed(0)
     model = convbert.ConvBertForMaskedLM(convbert.ConvBertConfig(**tiny_config_kwargs())).eval()
     plain = copy.deepcopy(model)
@@ -150,10 +153,10 @@ def test_masked_lm_training_reuses_the_logits_memory_without_touching_held_logit
     pending = model(**batches[0][0], labels=batches[0][1])  # its graph saves the logits until backward
     held, loss = pending.logits.data_ptr(), pending.loss
     del pending
-    third, grads = _mlm_step(model, *batches[2])
+    third, grads = _mlm_step(model, *batches[2], logits_grad)
     assert third.logits.data_ptr() in pointers and third.logits.data_ptr() != held
     loss.backward()
-    ref, ref_grads = _mlm_step(plain, *batches[2])
+    ref, ref_grads = _mlm_step(plain, *batches[2], logits_grad)
     torch.testing.assert_close(third.logits, ref.logits)
     torch.testing.assert_close(third.loss, ref.loss)
     assert grads.keys() == ref_grads.keys()

@@ -36,7 +36,7 @@ def _alone() -> int:
     object that ``_use_count`` creates, an implementation detail of the PyTorch version)."""
     global _ALONE
     if _ALONE is None:
-        probe = torch.empty(1)
+        probe = torch.empty(1, device="cpu")
         _use_count(probe)
         _ALONE = _use_count(probe)
     return _ALONE
@@ -66,7 +66,8 @@ class RecycledOutputs:
                 fits = spare.dtype == dtype and numel <= spare.numel() <= 2 * numel
                 if fits and _use_count(spare) == _alone():
                     # a new tensor over the spare's storage (not a view: in-place ops on it stay allowed)
-                    out = torch.empty(0, dtype=dtype).set_(spare.untyped_storage(), 0, shape)
+                    out = torch.empty(0, dtype=dtype, device=spare.device)
+                    out.set_(spare.untyped_storage(), 0, shape)
                     self._spares.insert(0, self._spares.pop(i))
                     return out
         return None
