@@ -3,9 +3,12 @@
 A change to one piece (say the masked-LM loss) is best judged inside the whole step, interleaved with the
 old piece in the same process: comparing two full benchmark runs mixes the change with the host's drift.
 Two copies of our ConvBERT-small masked LM share a checkpoint; before each step the attribute is set to the
-current or to the old object (the module file read with ``git show REV:path``), so only that piece differs.
+current or to the old object (the module file read with ``git show REV:path``), so only that piece differs
+(several attributes, e.g. two constants, are swapped together).
 
     python bench/bench_revision.py --against fe5adb2 --attr convbert.heads.masked_lm:_DecoderCrossEntropy
+    python bench/bench_revision.py --against 60fa63f --modes mlm --lengths 512 \
+        --attr convbert.heads.masked_lm:_CHUNK_ELEMENTS convbert.heads.masked_lm:_GRAD_CHUNK_ELEMENTS
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python bench/bench_revision.py ...   # the AVX2 family
 
 The old module is executed as a separate module, so it must not rely on being the one imported elsewhere.
@@ -52,7 +55,8 @@ def old_object(revision: str, module_name: str, attr: str):
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--against", required=True, help="git revision holding the old version")
-    p.add_argument("--attr", required=True, metavar="MODULE:NAME", help="e.g. convbert.heads.masked_lm:_Loss")
+    p.add_argument("--attr", required=True, nargs="+", metavar="MODULE:NAME",
+                   help="e.g. convbert.heads.masked_lm:_Loss; several are swapped together")
     p.add_argument("--config", default="small", choices=list(workloads.CONFIGS))
     p.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
     p.add_argument("--modes", nargs="+", default=["mlm", "pretrain"], choices=workloads.MODES)
@@ -61,11 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    module_name, attr = args.attr.split(":")
-    module = importlib.import_module(module_name)
-    versions = {"current": getattr(module, attr), args.against: old_object(args.against, module_name, attr)}
+    names = [tuple(a.split(":")) for a in args.attr]
+    modules = {m: importlib.import_module(m) for m, _ in names}
+    versions = {"current": {(m, a): getattr(modules[m], a) for m, a in names},
+                args.against: {(m, a): old_object(args.against, m, a) for m, a in names}}
     print(f"Machine: {machine.describe(args.threads)}.\n")
-    print(f"`{module_name}.{attr}` now against at {args.against}; {args.config}, batch {args.batch}, fp32, "
+    shown = ", ".join(f"`{m}.{a}`" for m, a in names)
+    print(f"{shown} now against at {args.against}; {args.config}, batch {args.batch}, fp32, "
           f"median of {args.reps} interleaved steps.\n")
     print(f"| L | mode | current s | {args.against} s | current speed-up |")
     print("|---|---|---|---|---|")
@@ -75,17 +81,19 @@ def main(argv: list[str] | None = None) -> None:
             for mode in args.modes:
                 work = Workload(args.config, length, args.batch, "fp32", mode)
                 steps = {}
-                for name, obj in versions.items():
+                for name, objects in versions.items():
                     step = workloads.make_step("ours", workloads.load("ours", path), work)
 
-                    def run(step=step, obj=obj) -> None:
-                        setattr(module, attr, obj)
+                    def run(step=step, objects=objects) -> None:
+                        for (m, a), obj in objects.items():
+                            setattr(modules[m], a, obj)
                         step()
 
                     steps[name] = run
                 timed = measure.interleaved(steps, args.reps, warmup=2)
                 times = {n: measure.median(t) for n, t in timed.items()}
-                setattr(module, attr, versions["current"])
+                for (m, a), obj in versions["current"].items():
+                    setattr(modules[m], a, obj)
                 print(f"| {length} | {mode} | {times['current']:.3f} | {times[args.against]:.3f} | "
                       f"**{times[args.against] / times['current']:.2f}x** |", flush=True)
 
