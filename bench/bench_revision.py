@@ -7,7 +7,7 @@ current or to the old object (the module file read with ``git show REV:path``), 
 (several attributes, e.g. two constants, are swapped together).
 
     python bench/bench_revision.py --against fe5adb2 --attr convbert.heads.masked_lm:_DecoderCrossEntropy
-    python bench/bench_revision.py --against 60fa63f --modes mlm --lengths 512 \
+    python bench/bench_revision.py --against 242eb23 --modes mlm \
         --attr convbert.heads.masked_lm:_CHUNK_ELEMENTS convbert.heads.masked_lm:_GRAD_CHUNK_ELEMENTS
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python bench/bench_revision.py ...   # the AVX2 family
 
