@@ -115,8 +115,9 @@ def _plain_product_into(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
 
 
 def _onednn_product_into(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-    """oneDNN's op returns a new tensor, so the product goes through column blocks of at most 16 MB: small
-    enough that the allocator reuses their memory (a larger one is a fresh mmap, page-faulted each call)."""
+    """oneDNN's op returns a new tensor, so the product goes through blocks of 256-1024 columns, 4-16 MB up to
+    16384 rows: small enough that the allocator reuses their memory (a block over 32 MB would be a fresh
+    mmap, page-faulted on every call)."""
     columns = max(256, min(1024, (1 << 22) // max(1, x.shape[0])))
     for start in range(0, weight.shape[0], columns):
         block = slice(start, start + columns)
