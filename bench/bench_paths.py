@@ -11,7 +11,6 @@ once natively and once with the AVX2 code path forced to cover both CPU families
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -80,14 +79,7 @@ def pairs(length: int, batch: int) -> dict[str, dict[str, Callable[[], None]]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--reps", type=int, default=7)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f"Machine: {machine.describe(args.threads)}.\n")
+    args = machine.start(machine.step_parser(__doc__), argv)
     print("| path | L | plain ms | ours ms | ours speed-up | other formulations |")
     print("|---|---|---|---|---|---|")
     for length in args.lengths:

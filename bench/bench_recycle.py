@@ -29,15 +29,9 @@ from convbert.kernels.recycle import RecycledOutputs
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = machine.step_parser(__doc__)
     p.add_argument("--config", default="small", choices=list(workloads.CONFIGS))
-    p.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--reps", type=int, default=7)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f"Machine: {machine.describe(args.threads)}.\n")
+    args = machine.start(p, argv)
     print(f"MLM training step, {args.config}, batch {args.batch}, fp32, median of {args.reps} interleaved "
           "steps.\n")
     print("| L | recycled s | fresh s | speed-up |")

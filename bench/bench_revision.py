@@ -16,15 +16,12 @@ The old module is executed as a separate module, so it must not rely on being th
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -53,23 +50,17 @@ def old_object(revision: str, module_name: str, attr: str):
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = machine.step_parser(__doc__)
     p.add_argument("--against", required=True, help="git revision holding the old version")
     p.add_argument("--attr", required=True, nargs="+", metavar="MODULE:NAME",
                    help="e.g. convbert.heads.masked_lm:_Loss; several are swapped together")
     p.add_argument("--config", default="small", choices=list(workloads.CONFIGS))
-    p.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
     p.add_argument("--modes", nargs="+", default=["mlm", "pretrain"], choices=workloads.MODES)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--reps", type=int, default=7)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = machine.start(p, argv)
     names = [tuple(a.split(":")) for a in args.attr]
     modules = {m: importlib.import_module(m) for m, _ in names}
     versions = {"current": {(m, a): getattr(modules[m], a) for m, a in names},
                 args.against: {(m, a): old_object(args.against, m, a) for m, a in names}}
-    print(f"Machine: {machine.describe(args.threads)}.\n")
     shown = ", ".join(f"`{m}.{a}`" for m, a in names)
     print(f"{shown} now against at {args.against}; {args.config}, batch {args.batch}, fp32, "
           f"median of {args.reps} interleaved steps.\n")

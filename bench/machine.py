@@ -7,6 +7,7 @@ AVX2 code path on an AVX-512 processor.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from pathlib import Path
@@ -51,3 +52,21 @@ def describe(threads: int | None = None) -> str:
             f"torch kernels {torch.backends.cpu.get_cpu_capability()}, family {family()}"
             + (f", forced: {' '.join(forced)}" if forced else "")
             + f"; {threads or torch.get_num_threads()} threads; torch {torch.__version__}")
+
+
+def step_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every interleaved step benchmark shares: --lengths, --batch, --reps, --threads."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    return p
+
+
+def start(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse, set the thread count and print the machine line, before anything is timed."""
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"Machine: {describe(args.threads)}.\n")
+    return args
