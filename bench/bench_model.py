@@ -279,7 +279,7 @@ def kernel_choices() -> str:
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for key, value in autotune.chosen().items():
         op, _threads, kind, *_ = key.split()
-        bucket = counts.setdefault((op, kind if op == "linear" else "fused"), {})
+        bucket = counts.setdefault((op, kind), {})  # linear_act's kind is its activation
         bucket[value] = bucket.get(value, 0) + 1
     pins = [f"{op}={autotune.pinned(op)}" for op in ("linear", "linear_act") if autotune.pinned(op)]
     parts = [f"{op} {kind}: " + ", ".join(f"{v} {n}" for n, v in sorted(c.items())) + " shape classes"

@@ -15,6 +15,8 @@ from convbert.errors import ConfigError
 from convbert.kernels import autotune
 from convbert.kernels import linear as fast_linear
 
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "gelu_pytorch_tanh": lambda y: F.gelu(y, approximate="tanh")}
+
 
 def _sleeper(seconds: float, calls: list[str], name: str):
     def run() -> None:
@@ -107,14 +109,42 @@ def test_small_products_stay_on_plain_pytorch_without_measuring(pin_kernels):
 
 
 @pytest.mark.skipif(not fast_linear.available(), reason="this PyTorch build has no oneDNN linear")
-def test_fused_activation_is_used_when_pinned_and_refused_when_plain(pin_kernels):
-    x, w, b = torch.randn(3, 8), torch.randn(12, 8), torch.randn(12)
+@pytest.mark.parametrize("activation", ["gelu", "relu", "gelu_pytorch_tanh"])
+@pytest.mark.parametrize("spec", ["linear_act=onednn", "linear_act=plain", ""])
+def test_fused_and_unfused_activation_give_the_reference_numbers(activation, spec, pin_kernels):
+    """Either way (pinned, or measured on operands big enough to be measured) the output is act(F.linear),
+    shaped like the input, and the input is left as it was (the unfused way works in place on its output)."""
+    pin_kernels(spec)
+    torch.manual_seed(0)
+    x, w, b = torch.randn(4, 64, 128), torch.randn(256, 128), torch.randn(256)
+    before = x.clone()
     with torch.no_grad():
-        pin_kernels("linear_act=onednn")
-        fused = fast_linear.linear_activation(x, w, b, "gelu")
-        pin_kernels("linear_act=plain")
-        assert fast_linear.linear_activation(x, w, b, "gelu") is None
-    assert fused is not None and torch.allclose(fused, F.gelu(F.linear(x, w, b)), atol=1e-5)
+        out = fast_linear.linear_activation(x, w, b, activation)
+    reference = ACTIVATIONS[activation](F.linear(x, w, b))
+    assert out is not None and out.shape == (4, 64, 256)
+    assert torch.allclose(out, reference, atol=1e-4) and torch.equal(x, before)
+    if not spec:
+        assert [value for key, value in autotune.chosen().items() if key.startswith("linear_act ")]
+
+
+@pytest.mark.skipif(not fast_linear.available(), reason="this PyTorch build has no oneDNN linear")
+def test_fused_activation_measures_both_ways_and_is_off_in_training(pin_kernels, monkeypatch):
+    pin_kernels("")
+    timed = []
+    real = autotune.fastest
+
+    def spy(candidates, rounds=autotune.ROUNDS):
+        timed.append(sorted(candidates))
+        return real(candidates, rounds)
+
+    monkeypatch.setattr(autotune, "fastest", spy)
+    x, w, b = torch.randn(512, 128), torch.randn(256, 128), torch.randn(256)
+    with torch.no_grad():
+        fast_linear.linear_activation(x, w, b, "gelu")
+    assert ["onednn", "plain"] in timed
+    assert fast_linear.linear_activation(x, w, b, "gelu") is None  # grad enabled: training takes its own path
+    with torch.no_grad():
+        assert fast_linear.linear_activation(x, w, b, "silu") is None
 
 
 def test_other_devices_and_dtypes_never_leave_plain_pytorch(pin_kernels):

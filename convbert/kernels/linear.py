@@ -77,15 +77,16 @@ def small(flops: float, op: str = "linear") -> bool:
     return flops < SMALL_WORK and autotune.pinned(op) is None
 
 
-def choose(kind: str, rows: int, k: int, n: int, layout: tuple, make: Callable[[int], dict]) -> str:
+def choose(kind: str, rows: int, k: int, n: int, layout: tuple, make: Callable[[int], dict],
+           op: str = "linear") -> str:
     """``plain`` or ``onednn`` for a (rows x k) @ (k x n) product of one ``kind`` and operand ``layout``.
 
     ``make(sample_rows)`` builds both candidates on the first ``sample_rows`` rows (called only to measure).
     """
-    if not available() or small(2 * rows * k * n):
+    if not available() or small(2 * rows * k * n, op):
         return autotune.PLAIN
     sample = min(rows, max(MIN_MEASURE_ROWS, int(MEASURE_FLOPS // (2 * k * n))))
-    return autotune.pick("linear", (kind, autotune.rows_class(rows), k, n, *layout), lambda: make(sample))
+    return autotune.pick(op, (kind, autotune.rows_class(rows), k, n, *layout), lambda: make(sample))
 
 
 def _dispatch(kind: str, k: int, n: int, plain: Callable, onednn: Callable, rows_of: tuple, rest: tuple = ()):
@@ -184,26 +185,45 @@ class _Linear(torch.autograd.Function):
 
 # activations oneDNN applies inside the product (its "post-ops"), as (attr, algorithm), exactly as torch does
 FUSED_ACTIVATIONS = {"gelu": ("gelu", "none"), "gelu_pytorch_tanh": ("gelu", "tanh"), "relu": ("relu", "")}
+# the same activations applied in place to a fresh product's output (inference: nothing else holds it)
+IN_PLACE_ACTIVATIONS = {"gelu": torch.ops.aten.gelu_, "relu": torch.relu_,
+                        "gelu_pytorch_tanh": lambda y: torch.ops.aten.gelu_(y, approximate="tanh")}
 
 
 def linear_activation(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str
 ) -> torch.Tensor | None:
-    """act(x @ weight.T + bias) in one oneDNN call, for inference; None where that path does not apply.
+    """act(x @ weight.T + bias) for inference; None where this path does not apply (training, other
+    activations, devices or dtypes).
 
-    The activation is applied while the output tile is still in cache, so the separate elementwise pass over
-    the (B, L, intermediate) tensor disappears. A rule, not a measurement: timed alone, the fused product and
-    F.linear + the activation come out close and the measured pick flipped between runs, while in the model
-    the fused one was ahead on both families (AVX2 forced, 512-token inference: 0.624 s against 0.722 s
-    unfused; docs/performance.md). ``CONVBERT_KERNELS=linear_act=plain`` turns it off.
+    Two ways, measured per shape class like every product (op ``linear_act``): oneDNN applies the activation
+    inside the product while each output tile is still in cache, or the product runs on the library chosen
+    for its shape and the activation follows in place on its output. Neither wins everywhere: on a Zen 4
+    the fused call is within a few per cent of the best unfused way with AVX-512 kernels and 11-24% slower
+    with AVX2 ones (docs/performance.md). ``CONVBERT_KERNELS=linear_act=onednn|plain`` pins either.
     """
     if torch.is_grad_enabled() or activation not in FUSED_ACTIVATIONS or not eligible(x, weight):
         return None
-    flops = 2 * x.numel() * weight.shape[0]
-    if autotune.pinned("linear_act") == autotune.PLAIN or small(flops, "linear_act"):
+    flat = x.reshape(-1, x.shape[-1])
+    k, n = flat.shape[1], weight.shape[0]
+    if small(2 * flat.shape[0] * k * n, "linear_act"):
         return None
     attr, algorithm = FUSED_ACTIVATIONS[activation]
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
+    in_place = IN_PLACE_ACTIVATIONS[activation]
+
+    def unfused(rows: torch.Tensor) -> torch.Tensor:
+        return in_place(product(rows, weight, bias))
+
+    def fused(rows: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, attr, [], algorithm)
+
+    def make(sample: int) -> dict:
+        rows = flat[:sample]
+        return {autotune.PLAIN: lambda: unfused(rows), "onednn": lambda: fused(rows)}
+
+    choice = choose(activation, flat.shape[0], k, n, (flat.is_contiguous(),), make, op="linear_act")
+    out = fused(flat) if choice == "onednn" else unfused(flat)
+    return out.view(*x.shape[:-1], n)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
