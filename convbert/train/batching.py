@@ -18,6 +18,11 @@ from convbert.labels import IGNORE_INDEX
 class BatchOrder:
     """The example indices of every step of an epoch, for one process of ``world_size``.
 
+    ``epoch(e)`` is a (steps, batch_size) tensor: row ``s`` holds this process's examples of step ``s``, taken
+    interleaved (``rank::world_size``) from the step's global batch, so ``rows()`` gives their positions in it.
+    The order is a seeded permutation held as one int64 tensor: nothing per example is a Python object, so a
+    corpus of millions of windows costs 8 bytes a window.
+
     With ``lengths`` (one per example), batches are grouped by length as Hugging Face's ``group_by_length``:
     the shuffled examples are cut into mega-batches of ``GROUP`` global batches, each sorted by length and cut
     into batches, and the batches are shuffled again. Every batch is still a random draw, of similar lengths,
@@ -32,28 +37,31 @@ class BatchOrder:
             raise ValueError("no training examples: check the data node (max_examples, files)")
         self.num_examples, self.batch_size = num_examples, batch_size
         self.seed, self.rank, self.world_size, self.lengths = seed, rank, world_size, lengths
-        global_batch = batch_size * world_size
+        self.global_batch = batch_size * world_size
         # Drop the last partial global batch, but never drop everything: tiny data sets still train.
-        self.steps_per_epoch = max(1, num_examples // global_batch)
+        self.steps_per_epoch = max(1, num_examples // self.global_batch)
 
-    def epoch(self, epoch: int) -> list[list[int]]:
+    def epoch(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(self.num_examples, generator=g).tolist()
-        while len(order) < self.steps_per_epoch * self.batch_size * self.world_size:
-            order += order  # fewer examples than one batch: repeat them
-        global_batch = self.batch_size * self.world_size
-        used = order[:self.steps_per_epoch * global_batch]
-        chunks = self._grouped(used, global_batch, g) if self.lengths is not None \
-            else [used[i:i + global_batch] for i in range(0, len(used), global_batch)]
-        return [chunk[self.rank::self.world_size] for chunk in chunks]
+        order = torch.randperm(self.num_examples, generator=g)
+        needed = self.steps_per_epoch * self.global_batch
+        if len(order) < needed:  # fewer examples than one batch: repeat them
+            order = order.repeat(-(-needed // len(order)))
+        used = order[:needed]
+        chunks = self._grouped(used, g) if self.lengths is not None else used.view(-1, self.global_batch)
+        return chunks[:, self.rank::self.world_size]
 
-    def _grouped(self, order: list[int], global_batch: int, g: torch.Generator) -> list[list[int]]:
-        size = self.GROUP * global_batch
+    def rows(self) -> torch.Tensor:
+        """(batch_size,) the positions of this process's examples in each global batch."""
+        return torch.arange(self.batch_size) * self.world_size + self.rank
+
+    def _grouped(self, order: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        size = self.GROUP * self.global_batch
         ranked = []
-        for start in range(0, len(order), size):
-            ranked += sorted(order[start:start + size], key=lambda i: -self.lengths[i])
-        chunks = [ranked[i:i + global_batch] for i in range(0, len(ranked), global_batch)]
-        return [chunks[i] for i in torch.randperm(len(chunks), generator=g).tolist()]
+        for block in order.split(size):
+            ranked += sorted(block.tolist(), key=lambda i: -self.lengths[i])
+        chunks = torch.tensor(ranked).view(-1, self.global_batch)
+        return chunks[torch.randperm(len(chunks), generator=g)]
 
 
 def _pad(rows: Sequence[Any], value: int) -> torch.Tensor:

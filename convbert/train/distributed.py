@@ -48,6 +48,14 @@ class Distributed:
         torch_dist.all_reduce(t)
         return float(t) / self.world_size
 
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """The element-wise sum of a CPU tensor over the processes (e.g. a global batch's token counts)."""
+        if not self.enabled:
+            return values
+        total = values.clone()
+        torch_dist.all_reduce(total)
+        return total
+
     def broadcast(self, obj: Any) -> Any:
         """Process 0's ``obj`` on every process."""
         if not self.enabled:

@@ -196,7 +196,8 @@ def _run_stages(run_dir: Path, resuming: bool, resolved: dict[str, Any], plan: R
 
     saved_tokenizer = run_dir / "tokenizer"
     tokenizer, tokenizer_source = resolve_tokenizer(run_cfg.tokenizer, init, vocab_size(composition),
-                                                    _vocabulary_corpus(stages), saved_tokenizer, resuming)
+                                                    _vocabulary_corpus(stages), saved_tokenizer, resuming,
+                                                    progress=dist.is_main and stages[0].trainer.progress)
     if len(tokenizer) > vocab_size(composition):
         raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding has "
                           f"{vocab_size(composition)} (model.embedding.vocab_size); make them match")
@@ -265,7 +266,16 @@ def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], toke
     if stage.trainer.num_threads:
         torch.set_num_threads(stage.trainer.num_threads)
     task = make_task(stage.task, tokenizer, path=f"{stage.path}task")
+    task.progress = stage.trainer.progress and dist.is_main
+    checkpoints_dir = run_dir / "checkpoints" / stage.name
+    data_record = checkpoints_dir / "data.json"
+    if resume_from is not None and data_record.is_file():  # the data the run started with, not read again
+        task.reuse(json.loads(data_record.read_text()))
     train_features, dev_features = task.features(stage.data)  # first: a task may learn its label names
+    record = task.data_record()
+    if record is not None and dist.is_main:
+        checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(data_record, json.dumps(record, indent=1) + "\n")
     torch.manual_seed(seed)
     module = task.build(composition)
     if init is not None and resume_from is None:
@@ -279,7 +289,6 @@ def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], toke
     _say(dist, f"{stage.name}: {stage.task.name} on {train_examples} train / {dev_examples} dev "
                f"examples{windows}, {parameters / 1e6:.2f} M parameters, {device}"
                + (f", {dist.world_size} processes" if dist.enabled else ""))
-    checkpoints_dir = run_dir / "checkpoints" / stage.name
     result = train(StageRun(name=stage.name, task=task, module=module, train=train_features, dev=dev_features,
                             trainer=stage.trainer, seed=seed, device=device, dist=dist, history=history,
                             checkpoint_dir=checkpoints_dir, resume_from=resume_from))
@@ -320,9 +329,9 @@ def learning_verdict(result: dict[str, Any], chance: float | None) -> dict[str, 
     return {"learned": True, "chance_loss": round(chance, 4)}
 
 
-def count_examples(features: list[dict[str, Any]]) -> int:
+def count_examples(features: Any) -> int:
     """Examples, not features: a long QA context gives one feature per window, all with its ``_example``."""
-    if features and "_example" in features[0]:
+    if isinstance(features, list) and features and "_example" in features[0]:
         return len({f["_example"] for f in features})
     return len(features)
 

@@ -21,7 +21,8 @@ from convbert.registry import Registry
 class TrainerConfig:
     max_steps: int | None = None  # None: `epochs` epochs
     epochs: float = 1.0
-    batch_size: int = 32  # per process
+    batch_size: int = 32  # per process and micro-batch
+    grad_accum_steps: int = 1  # micro-batches per update: the global batch is batch_size x this x processes
     group_by_length: bool = False  # batches of similar lengths (less padding), as Hugging Face's option
     eval_batch_size: int = 128
     learning_rate: float = 1e-3
@@ -41,14 +42,19 @@ class TrainerConfig:
     keep_checkpoints: int = 2
     stop_after: int | None = None
     progress: bool = True
+    num_workers: int = 0  # DataLoader worker processes reading batches (0: in the training process)
+    peak_tflops: float | None = None  # the device's peak, for the model FLOP utilisation (known CUDA GPUs: auto)
 
 
 @dataclass
 class CorpusConfig:
     name: str = "corpus"
     sources: list[str] = field(default_factory=lambda: ["wikipedia", "lee"])
-    path: Any = None  # a text file or a list of them; replaces `sources`
+    path: Any = None  # a file, glob or directory, or a list of them; replaces `sources`
     paragraphs: str = "line"
+    text_field: str = "text"  # the text column of JSONL / parquet / datasets inputs
+    cache_dir: str | None = None  # where token stores are kept (default ~/.cache/convbert/tokens)
+    prepare_workers: int | None = None  # tokenizing processes when a store is prepared (null: every CPU)
     max_length: int = 128
     dev_fraction: float = 0.02
     max_examples: int | None = None
@@ -115,8 +121,12 @@ def check_trainer(node: Any, path: str) -> TrainerConfig:
     require(len(t.adam_betas) == 2 and all(0 <= b < 1 for b in t.adam_betas), f"{path}.adam_betas",
              "must be two numbers in [0, 1), e.g. [0.9, 0.999]")
     require(0 <= t.warmup_ratio <= 1, f"{path}.warmup_ratio", "must be in [0, 1]")
-    require(t.precision in ("fp32", "bf16"), f"{path}.precision",
-             f"{t.precision!r} is not one of fp32, bf16 (bf16 runs the forward pass under autocast)")
+    require(t.precision in ("fp32", "bf16", "fp16"), f"{path}.precision",
+             f"{t.precision!r} is not one of fp32, bf16, fp16 (the forward pass under autocast; fp16 with a "
+             "gradient scaler, on CUDA)")
+    require(t.grad_accum_steps >= 1, f"{path}.grad_accum_steps", "must be >= 1")
+    require(t.num_workers >= 0, f"{path}.num_workers", "must be >= 0")
+    require(t.peak_tflops is None or t.peak_tflops > 0, f"{path}.peak_tflops", "must be > 0 or null")
     require(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), f"{path}.device",
              f"{t.device!r} is not auto, cpu, cuda or cuda:N")
     require(t.stop_after is None or t.stop_after >= 1, f"{path}.stop_after", "must be >= 1 or null")

@@ -10,9 +10,8 @@ words are cut into the same pieces as with the full vocabulary.
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,23 @@ def shipped_tokenizer():
 def corpus_vocabulary(tokenizer: Any, texts: Iterable[str], size: int) -> dict[str, int]:
     """The ``size`` most useful pieces of ``tokenizer``'s vocabulary for ``texts``: special tokens (ids 0-4),
     the character pieces the texts need, then the most frequent pieces (ties: the original id order)."""
-    texts = list(texts)
+    counts: Counter = Counter()
+    batch: list[str] = []
+    for text in [*texts, None]:  # counted a batch at a time: memory does not grow with the texts
+        if text is not None:
+            batch.append(text)
+        if batch and (text is None or len(batch) == 1024):
+            counts.update(i for row in tokenizer(batch, add_special_tokens=False)["input_ids"] for i in row)
+            batch = []
+    return vocabulary_from_counts(tokenizer, counts, size)
+
+
+def vocabulary_from_counts(tokenizer: Any, counts: Mapping[int, int], size: int) -> dict[str, int]:
+    """``corpus_vocabulary`` from token counts (id -> count; a token store keeps them)."""
+    counts = {int(i): int(c) for i, c in counts.items() if c}
     vocab = tokenizer.get_vocab()
     specials = [tokenizer.pad_token, tokenizer.unk_token, tokenizer.cls_token, tokenizer.sep_token,
                 tokenizer.mask_token]
-    counts = Counter(i for row in tokenizer(texts, add_special_tokens=False)["input_ids"] for i in row)
     by_id = {i: t for t, i in vocab.items()}
     letters = {c for i in counts for c in by_id[i].removeprefix("##")}
     chars = [t for t in (*letters, *(f"##{c}" for c in letters)) if t in vocab]
@@ -50,7 +61,7 @@ def corpus_vocabulary(tokenizer: Any, texts: Iterable[str], size: int) -> dict[s
 
 
 def resolve_tokenizer(setting: str, init_from: str | None, model_vocab_size: int, corpus: Any,
-                      saved: Path, resuming: bool = False) -> tuple[Any, str]:
+                      saved: Path, resuming: bool = False, progress: bool = True) -> tuple[Any, str]:
     """(tokenizer, description) for the ``tokenizer`` setting; a resumed run reuses its saved copy."""
     from convbert.tokenization_fast import ConvBertTokenizerFast
 
@@ -64,10 +75,8 @@ def resolve_tokenizer(setting: str, init_from: str | None, model_vocab_size: int
     if setting == SHIPPED:
         return shipped_tokenizer(), f"{SHIPPED} (shipped)"
     if setting == "corpus":
-        path = corpus.path if corpus.path is None or isinstance(corpus.path, str) else tuple(corpus.path)
-        source = (tuple(corpus.sources), path, corpus.paragraphs, corpus.dev_fraction)
-        vocab = _corpus_vocabulary_of(source, model_vocab_size)
-        return ConvBertTokenizerFast(vocab=dict(vocab)), \
+        vocab = corpus_vocabulary_of(corpus, model_vocab_size, progress)
+        return ConvBertTokenizerFast(vocab=vocab), \
             f"corpus ({model_vocab_size} most frequent bert-base-uncased pieces)"
     path = Path(setting)
     if not _has_vocab(path):
@@ -76,17 +85,19 @@ def resolve_tokenizer(setting: str, init_from: str | None, model_vocab_size: int
     return ConvBertTokenizerFast.from_pretrained(path), str(path)
 
 
-@functools.lru_cache(maxsize=4)
-def _corpus_vocabulary_of(source: tuple, size: int) -> tuple[tuple[str, int], ...]:
-    """Cached per corpus and size: many runs in one process (tests, sweeps) build it once."""
-    from convbert.train.records import load_paragraphs
-    from convbert.train.schema import CorpusConfig
+def corpus_vocabulary_of(corpus: Any, size: int, progress: bool = True) -> dict[str, int]:
+    """The corpus vocabulary of a ``data`` node: counted in the corpus's token store under the full
+    bert-base-uncased vocabulary (prepared once and cached like any store), not by tokenizing it again."""
+    import sys
 
-    sources, path, paragraphs, dev_fraction = source
-    corpus = CorpusConfig(sources=list(sources), path=list(path) if isinstance(path, tuple) else path,
-                        paragraphs=paragraphs, dev_fraction=dev_fraction)
-    train, _ = load_paragraphs(corpus)
-    return tuple(corpus_vocabulary(shipped_tokenizer(), train, size).items())
+    from convbert.data.token_store import CorpusSpec, ensure_store
+
+    base = shipped_tokenizer()
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
+    store = ensure_store(CorpusSpec.from_data(corpus), base, corpus.cache_dir,
+                         workers=corpus.prepare_workers, progress=progress, say=say)
+    counts = store.unigram_counts()
+    return vocabulary_from_counts(base, dict(enumerate(counts.tolist())), size)
 
 
 def _has_vocab(path: Path) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +31,17 @@ from convbert.train.records import load_records, user_file
 from convbert.train.schema import LabelledDataConfig
 
 Features = list[dict[str, Any]]
+
+
+@dataclass
+class StepContext:
+    """Where a batch sits in the run: its optimizer step and its rows' places in the global batch (what
+    per-step randomness such as masks is keyed to, so it does not depend on the process that reads it)."""
+
+    seed: int
+    step: int  # the optimizer step being computed (0 for the first)
+    rows: torch.Tensor  # (B,) the batch's rows' positions in the global batch
+    global_rows: int  # examples in the global batch: batch_size x grad_accum_steps x processes
 
 
 def training_registry() -> Registry:
@@ -93,6 +105,8 @@ class Task:
         if missing:
             need = ", ".join(cls.record_fields)
             raise DataError(f"{where}: missing {missing}; {cls.name} records need {need}")
+
+    progress: bool = True  # a task that prepares data may show its progress (trainer.progress)
 
     def __init__(self, config: Any, tokenizer: Any, path: str = "task") -> None:
         self.config, self.tokenizer, self.path = config, tokenizer, path
@@ -180,6 +194,14 @@ class Task:
     def encode(self, records: list[dict[str, Any]], max_length: int) -> Features:
         raise NotImplementedError
 
+    def data_record(self) -> dict[str, Any] | None:
+        """What a resumed run needs to read the same data without preparing it again (kept in the stage's
+        checkpoint directory), or None."""
+        return None
+
+    def reuse(self, record: dict[str, Any]) -> None:
+        """Read the data ``data_record`` described (called on resume, before ``features``)."""
+
     def baseline(self, train: Features, dev: Features) -> dict[str, float]:
         """A trivial predictor's dev score, printed beside the model's."""
         return {}
@@ -190,6 +212,24 @@ class Task:
         return None
 
     # -- steps --------------------------------------------------------------------------------------------
+    def training_batch(self, batch: dict[str, torch.Tensor], context: StepContext) -> dict[str, torch.Tensor]:
+        """The batch a training step reads, given its place in the run (masked-LM tasks add their masks)."""
+        return batch
+
+    def loss_counts(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """What each mean the loss takes is over, in this batch (examples by default; masked tokens for a
+        masked LM). Summed over processes and micro-batches, it normalises the loss of the global batch."""
+        return [torch.tensor(float(len(batch["input_ids"])))]
+
+    def scaled_loss(self, module: nn.Module, batch: dict[str, torch.Tensor], rng: torch.Generator,
+                    factors: list[torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """The batch's share of the global batch's loss: its mean x its count / the global count (x the number
+        of processes, whose gradients DistributedDataParallel averages). A task with several means (RTD)
+        scales each by its own factor; the logs are scaled alike, so their sums over micro-batches and
+        means over processes are the global batch's values."""
+        loss, logs = self.loss(module, batch, rng)
+        return loss * factors[0], {k: v * float(factors[0]) for k, v in logs.items()}
+
     def loss(self, module: nn.Module, batch: dict[str, torch.Tensor],
              rng: torch.Generator) -> tuple[torch.Tensor, dict]:
         out = module(**batch)

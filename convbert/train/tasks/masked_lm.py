@@ -1,54 +1,37 @@
 """Masked language modelling on a text corpus: BERT's objective, and the base of replaced-token detection.
 
-Paragraphs are tokenized once and packed into ``[CLS] ... [SEP]`` sequences of ``max_length`` tokens
-(paragraphs joined by ``[SEP]``), so almost no step is spent on padding. The prediction head runs only at
-the masked positions (``logits_at_labels_only``).
+The corpus is tokenized once into a memory-mapped token store (``convbert.data.token_store``, cached by a
+fingerprint of the inputs and the tokenizer) and read as packed windows of ``max_length`` tokens, two segments
+where a document starts inside (``convbert.data.packed_windows``), so no step is spent on padding and memory
+does not grow with the corpus. Masks are drawn per step for the global batch (``token_masking.step_draws``);
+the loss is normalised by the global batch's count of masked tokens, so one process with batch B, gradient
+accumulation and several processes give the same updates. The prediction head runs only at the masked
+positions (``logits_at_labels_only``).
 """
 
 from __future__ import annotations
 
-import collections
-import math
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from convbert.checking import require
 from convbert.data import CORPUS_SOURCES
-from convbert.data.splits import stable_key
+from convbert.data.packed_windows import PackedWindows
+from convbert.data.readers import expand_corpus_paths
+from convbert.data.token_store import CorpusSpec, TokenStore, ensure_store
 from convbert.hookspecs import hookimpl
 from convbert.labels import IGNORE_INDEX
 from convbert.train.model_config import embedding_width, vocab_size
-from convbert.train.records import load_paragraphs, user_file
 from convbert.train.schema import CorpusConfig
-from convbert.train.tasks.base import Features, Task
-from convbert.train.token_masking import MaskingRule, mask_tokens
+from convbert.train.tasks.base import Features, StepContext, Task
+from convbert.train.token_masking import MaskingRule, draws, mask_tokens, step_draws
 
 DEV_MASK_SEED = 1234  # dev masks are the same at every evaluation and in every run
-
-
-def pack(paragraphs: list[str], tokenizer: Any, max_length: int, limit: int | None = None) -> Features:
-    """Token ids of the paragraphs, joined by [SEP] and cut into [CLS] window [SEP] sequences.
-
-    With ``limit``, paragraphs are taken in a fixed pseudo-random order until ``limit`` sequences are full, so
-    a quick run does not tokenize the whole corpus.
-    """
-    if limit:
-        paragraphs = sorted(paragraphs, key=stable_key)
-    window = max_length - 2
-    stream: list[int] = []
-    for start in range(0, len(paragraphs), 256):
-        ids = tokenizer(paragraphs[start:start + 256], add_special_tokens=False, return_token_type_ids=False,
-                        return_attention_mask=False)["input_ids"]
-        for row in ids:
-            if row:
-                stream += [*row, tokenizer.sep_token_id]
-        if limit and len(stream) >= limit * window:
-            break
-    sequences = [{"input_ids": [tokenizer.cls_token_id, *stream[i:i + window], tokenizer.sep_token_id]}
-                 for i in range(0, max(1, len(stream) - 1), window)]
-    return sequences[:limit] if limit else sequences
 
 
 @dataclass
@@ -84,12 +67,13 @@ class MaskedLanguageModeling(Task):
         require(data.paragraphs in ("line", "blank_line"), f"{path}.paragraphs",
                 f"{data.paragraphs!r} is not line or blank_line")
         require(0 < data.dev_fraction < 1, f"{path}.dev_fraction", "must be in (0, 1)")
-        if data.path is not None:  # a missing file is named before anything runs
+        require(data.prepare_workers is None or data.prepare_workers >= 1, f"{path}.prepare_workers",
+                "must be >= 1 or null (the CPUs this process may use)")
+        if data.path is not None:  # a missing file or an empty glob is named before anything runs
             files = [data.path] if isinstance(data.path, str) else data.path
             require(isinstance(files, list) and bool(files) and all(isinstance(f, str) for f in files),
-                    f"{path}.path", f"{data.path!r} is not a file path or a list of them")
-            for file in files:
-                user_file(file, f"{path}.path")
+                    f"{path}.path", f"{data.path!r} is not a path, a glob, a directory or a list of them")
+            expand_corpus_paths(files, f"{path}.path")
         if data.path is None:
             bad = [s for s in data.sources if s not in CORPUS_SOURCES]
             require(not bad and bool(data.sources), f"{path}.sources",
@@ -105,21 +89,50 @@ class MaskedLanguageModeling(Task):
         head["embedding_size"] = head.get("embedding_size") or embedding_width(composition)
         return self.checked_head(head)
 
-    def features(self, data: Any) -> tuple[Features, Features]:
-        train_text, dev_text = load_paragraphs(data)
-        return (pack(train_text, self.tokenizer, data.max_length, data.max_examples),
-                pack(dev_text, self.tokenizer, data.max_length, data.max_dev_examples))
+    # -- data ---------------------------------------------------------------------------------------------
+    store_directory: Path | None = None  # set by `reuse`: a resumed run reads the store it started with
+
+    def store(self, data: Any) -> TokenStore:
+        """The corpus's token store, prepared on first use (one process per machine; the others wait)."""
+        if self.store_directory is not None:
+            store = TokenStore(self.store_directory)
+            store.check_tokenizer(self.tokenizer)
+            return store
+        say = (lambda line: print(line, file=sys.stderr, flush=True)) if self.progress else None
+        return ensure_store(CorpusSpec.from_data(data), self.tokenizer, data.cache_dir,
+                            workers=data.prepare_workers, progress=self.progress, say=say)
+
+    def features(self, data: Any) -> tuple[PackedWindows, Features]:
+        self.data = data
+        self.token_store = store = self.store(data)
+        tok = self.tokenizer
+        ids = (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
+        train = PackedWindows(store, "train", data.max_length, *ids, limit=data.max_examples)
+        dev = PackedWindows(store, "dev", data.max_length, *ids, limit=data.max_dev_examples)
+        return train, dev.features()
+
+    def data_record(self) -> dict[str, Any] | None:
+        return {"token_store": str(self.token_store.directory)}
+
+    def reuse(self, record: dict[str, Any]) -> None:
+        if record.get("token_store") and Path(record["token_store"]).is_dir():
+            self.store_directory = Path(record["token_store"])
 
     def baseline(self, train, dev):
         """The dev loss of predicting each token by its training frequency alone (add-one smoothing; [CLS]
-        and [SEP], never masked, left out): a masked LM (or RTD's generator) must get below it."""
+        and [SEP], never masked, left out): a masked LM (or RTD's generator) must get below it. The counts
+        come with the store (computed when it was prepared)."""
         special = {self.tokenizer.cls_token_id, self.tokenizer.sep_token_id}
-        counts = collections.Counter(t for f in train for t in f["input_ids"] if t not in special)
-        total, vocab = sum(counts.values()), len(self.tokenizer)
-        tokens = [t for f in dev for t in f["input_ids"] if t not in special]
-        if not tokens:
+        counts = self.token_store.unigram_counts().astype(np.float64)
+        vocab = len(self.tokenizer)
+        counts = np.pad(counts, (0, max(0, vocab - len(counts))))
+        for t in special:
+            counts[t] = 0
+        total = counts.sum()
+        tokens = np.array([t for f in dev for t in f["input_ids"] if t not in special], dtype=np.int64)
+        if not len(tokens):
             return {}
-        loss = sum(-math.log((counts[t] + 1) / (total + vocab)) for t in tokens) / len(tokens)
+        loss = float(-np.log((counts[tokens] + 1) / (total + vocab)).mean())
         return {"unigram_loss": loss}
 
     def special(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -127,14 +140,32 @@ class MaskedLanguageModeling(Task):
         ids, tok = batch["input_ids"], self.tokenizer
         return (ids == tok.cls_token_id) | (ids == tok.sep_token_id) | (batch["attention_mask"] == 0)
 
-    def corrupt(self, batch: dict[str, torch.Tensor],
-                rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def corrupt(self, batch: dict[str, torch.Tensor], rng: torch.Generator | None = None,
+                drawn: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return mask_tokens(batch["input_ids"], self.special(batch), self.rule, self.tokenizer.mask_token_id,
-                           len(self.tokenizer), rng)
+                           len(self.tokenizer), rng, drawn)
+
+    # -- steps --------------------------------------------------------------------------------------------
+    def training_batch(self, batch: dict[str, torch.Tensor], context: StepContext) -> dict[str, torch.Tensor]:
+        """The step's masks, from the (seed, step) draws of this batch's rows of the global batch."""
+        drawn = step_draws(context.seed, context.step, context.global_rows, batch["input_ids"].shape[-1],
+                           len(self.tokenizer), context.rows, batch["input_ids"].device)
+        corrupted, labels = self.corrupt(batch, drawn=drawn)
+        return {**batch, "corrupted_ids": corrupted, "labels": labels, "sample_uniforms": drawn["sample"]}
+
+    def loss_counts(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        return [(batch["labels"] != IGNORE_INDEX).sum()]
+
+    def inputs(self, batch: dict[str, torch.Tensor], rng: torch.Generator | None) -> dict[str, torch.Tensor]:
+        if "corrupted_ids" not in batch:  # called without training_batch (a plugin subclass, a test)
+            batch = {**batch}
+            batch["corrupted_ids"], batch["labels"] = self.corrupt(batch, rng)
+        return batch
 
     def loss(self, module, batch, rng):
-        corrupted, labels = self.corrupt(batch, rng)
-        out = module(input_ids=corrupted, attention_mask=batch["attention_mask"], labels=labels,
+        batch = self.inputs(batch, rng)
+        out = module(input_ids=batch["corrupted_ids"], attention_mask=batch["attention_mask"],
+                     token_type_ids=batch.get("token_type_ids"), labels=batch["labels"],
                      logits_at_labels_only=True)
         return out.loss, {}
 
@@ -143,10 +174,11 @@ class MaskedLanguageModeling(Task):
         rng = torch.Generator(device=device).manual_seed(DEV_MASK_SEED)
         total = correct = count = 0.0
         for _, batch in self.batches(dev, batch_size, device):
-            corrupted, labels = self.corrupt(batch, rng)
+            corrupted, labels = self.corrupt(batch, drawn=draws(tuple(batch["input_ids"].shape),
+                                                                len(self.tokenizer), rng, device))
             with autocast:
                 out = module(input_ids=corrupted, attention_mask=batch["attention_mask"], labels=labels,
-                             logits_at_labels_only=True)
+                             token_type_ids=batch.get("token_type_ids"), logits_at_labels_only=True)
             n = int((labels != IGNORE_INDEX).sum())
             total += float(out.loss) * n
             correct += float((out.logits.argmax(-1) == labels[labels != IGNORE_INDEX]).sum())

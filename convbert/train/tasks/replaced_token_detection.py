@@ -25,6 +25,7 @@ from convbert.outputs import ModelOutput
 from convbert.train import metrics
 from convbert.train.model_config import generator_composition, with_head
 from convbert.train.tasks.masked_lm import DEV_MASK_SEED, MaskedLanguageModeling, MaskedLMConfig
+from convbert.train.token_masking import draws
 
 SHARED_EMBEDDINGS = ("word", "position", "token_type", "norm")
 
@@ -39,10 +40,24 @@ class ReplacedTokenDetectionOutput(ModelOutput):
     generator_logits: torch.Tensor | None = None  # at the masked positions, (N, V)
 
 
+SAMPLING = ("inverse_cdf", "gumbel", "multinomial")
+
+
 def sample(logits: torch.Tensor, method: str, temperature: float,
-           rng: torch.Generator | None) -> torch.Tensor:
-    """One token id per row of ``logits`` (N, V), drawn from softmax(logits / temperature)."""
+           rng: torch.Generator | None, uniforms: torch.Tensor | None = None) -> torch.Tensor:
+    """One token id per row of ``logits`` (N, V), drawn from softmax(logits / temperature).
+
+    ``inverse_cdf`` takes one uniform per row (``uniforms``, N): the draw of a row depends on its own number
+    alone, so a masked token gets the same replacement whichever process or micro-batch samples it.
+    ``gumbel`` (ELECTRA's way) and ``multinomial`` draw V numbers per row from ``rng``: the same distribution,
+    but a draw that depends on the process's stream."""
     logits = logits.float() / temperature
+    if method == "inverse_cdf":
+        if uniforms is None:
+            uniforms = torch.rand(logits.shape[0], generator=rng, device=logits.device)
+        cdf = logits.softmax(-1).cumsum_(-1)
+        drawn = torch.searchsorted(cdf, (uniforms.float() * cdf[:, -1]).unsqueeze(-1))
+        return drawn.squeeze(-1).clamp_(max=logits.shape[-1] - 1)
     if method == "gumbel":  # argmax(logits + Gumbel noise) is an exact sample of the softmax
         uniform = torch.rand(logits.shape, generator=rng, device=logits.device)
         return (logits - torch.log(-torch.log(uniform.clamp(1e-9, 1.0)))).argmax(-1)
@@ -74,17 +89,20 @@ class ReplacedTokenDetectionModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, corrupted_ids: torch.Tensor, labels: torch.Tensor,
                 attention_mask: torch.Tensor, rng: torch.Generator | None = None,
-                judged: torch.Tensor | None = None) -> ReplacedTokenDetectionOutput:
-        """``judged`` (B, L): the tokens the discriminator's loss covers (default: every real token)."""
+                judged: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+                sample_uniforms: torch.Tensor | None = None) -> ReplacedTokenDetectionOutput:
+        """``judged`` (B, L): the tokens the discriminator's loss covers (default: every real token);
+        ``sample_uniforms`` (B, L): the numbers ``inverse_cdf`` sampling uses at the masked positions."""
         judged = attention_mask if judged is None else judged
         generated = self.generator(input_ids=corrupted_ids, attention_mask=attention_mask, labels=labels,
-                                   logits_at_labels_only=True)
+                                   token_type_ids=token_type_ids, logits_at_labels_only=True)
         selected = labels != IGNORE_INDEX
         with torch.no_grad():
             fake = input_ids.clone()
-            fake[selected] = sample(generated.logits.detach(), self.sampling, self.temperature, rng)
+            uniforms = sample_uniforms[selected] if sample_uniforms is not None else None
+            fake[selected] = sample(generated.logits.detach(), self.sampling, self.temperature, rng, uniforms)
             replaced = (fake != input_ids) & attention_mask.bool()
-        hidden = self.discriminator.convbert(fake, attention_mask).last_hidden_state
+        hidden = self.discriminator.convbert(fake, attention_mask, token_type_ids).last_hidden_state
         detected = self.discriminator.head(hidden, labels=replaced, attention_mask=judged)
         loss = self.generator_weight * generated.loss + self.discriminator_weight * detected.loss
         return ReplacedTokenDetectionOutput(
@@ -100,7 +118,7 @@ class ReplacedTokenDetectionConfig(MaskedLMConfig):
     generator_size_divisor: int = 4
     discriminator_weight: float = 50.0
     generator_weight: float = 1.0
-    sampling: str = "gumbel"
+    sampling: str = "inverse_cdf"
     temperature: float = 1.0
     tie_encoder: bool = False  # true: the generator is the discriminator's encoder + an MLM head (divisor 1)
     judge_special_tokens: bool = False  # true: ELECTRA's loss over [CLS]/[SEP] too (they are never replaced)
@@ -120,8 +138,8 @@ class ReplacedTokenDetection(MaskedLanguageModeling):
         require(config.generator_size_divisor >= 1, f"{path}.generator_size_divisor", "must be >= 1")
         require(not config.tie_encoder or config.generator_size_divisor == 1, f"{path}.tie_encoder",
                 "shares the discriminator's encoder, so it needs generator_size_divisor=1")
-        require(config.sampling in ("gumbel", "multinomial"), f"{path}.sampling",
-                f"{config.sampling!r} is not gumbel or multinomial")
+        require(config.sampling in SAMPLING, f"{path}.sampling",
+                f"{config.sampling!r} is not one of {', '.join(SAMPLING)}")
         require(config.temperature > 0, f"{path}.temperature", "must be > 0")
 
     def model_class_name(self) -> str:
@@ -169,12 +187,28 @@ class ReplacedTokenDetection(MaskedLanguageModeling):
             return batch["attention_mask"]
         return (batch["attention_mask"].bool() & ~self.special(batch)).to(batch["attention_mask"].dtype)
 
+    def loss_counts(self, batch):
+        """The generator's loss is a mean over the masked tokens, the discriminator's over the judged ones."""
+        return [(batch["labels"] != IGNORE_INDEX).sum(), self.judged(batch).sum()]
+
+    def outputs(self, module, batch, rng):
+        batch = self.inputs(batch, rng)
+        return module(input_ids=batch["input_ids"], corrupted_ids=batch["corrupted_ids"], labels=batch["labels"],
+                      attention_mask=batch["attention_mask"], rng=rng, judged=self.judged(batch),
+                      token_type_ids=batch.get("token_type_ids"), sample_uniforms=batch.get("sample_uniforms"))
+
     def loss(self, module, batch, rng):
-        corrupted, labels = self.corrupt(batch, rng)
-        out = module(input_ids=batch["input_ids"], corrupted_ids=corrupted, labels=labels,
-                     attention_mask=batch["attention_mask"], rng=rng, judged=self.judged(batch))
+        out = self.outputs(module, batch, rng)
         return out.loss, {"generator_loss": out.generator_loss.item(),
                           "discriminator_loss": out.discriminator_loss.item()}
+
+    def scaled_loss(self, module, batch, rng, factors):
+        """Each part normalised by its own global count: weight x sum / count over the global batch."""
+        out = self.outputs(module, batch, rng)
+        generator = out.generator_loss * factors[0]
+        discriminator = out.discriminator_loss * factors[1]
+        loss = self.config.generator_weight * generator + self.config.discriminator_weight * discriminator
+        return loss, {"generator_loss": generator.item(), "discriminator_loss": discriminator.item()}
 
     @torch.no_grad()
     def evaluate(self, module, dev, batch_size, device, autocast):
@@ -182,11 +216,13 @@ class ReplacedTokenDetection(MaskedLanguageModeling):
         sums = {"loss": 0.0, "generator_loss": 0.0, "discriminator_loss": 0.0}
         gen_correct = gen_count = disc_correct = disc_count = replaced_count = 0.0
         for _, batch in self.batches(dev, batch_size, device):
-            corrupted, labels = self.corrupt(batch, rng)
+            drawn = draws(tuple(batch["input_ids"].shape), len(self.tokenizer), rng, device)
+            corrupted, labels = self.corrupt(batch, drawn=drawn)
             judged = self.judged(batch)
             with autocast:
                 out = module(input_ids=batch["input_ids"], corrupted_ids=corrupted, labels=labels,
-                             attention_mask=batch["attention_mask"], rng=rng, judged=judged)
+                             attention_mask=batch["attention_mask"], rng=rng, judged=judged,
+                             token_type_ids=batch.get("token_type_ids"), sample_uniforms=drawn["sample"])
             n = len(batch["input_ids"])
             for key in sums:
                 sums[key] += float(out[key]) * n
