@@ -44,8 +44,8 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 
 
 def test_each_process_reads_its_own_share_of_every_batch():
-    one = BatchOrder(20, batch_size=4, seed=1).epoch(0)
-    shards = [BatchOrder(20, batch_size=2, seed=1, rank=r, world_size=2).epoch(0) for r in range(2)]
+    one = BatchOrder(20, batch_size=4, seed=1).epoch(0).tolist()
+    shards = [BatchOrder(20, batch_size=2, seed=1, rank=r, world_size=2).epoch(0).tolist() for r in range(2)]
     for step, batch in enumerate(one):
         together = sorted(shards[0][step] + shards[1][step])
         assert together == sorted(batch) and not set(shards[0][step]) & set(shards[1][step])

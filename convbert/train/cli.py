@@ -206,11 +206,32 @@ def passive_openmp() -> None:
     os.execv(sys.executable, [sys.executable, "-m", "convbert.train", *sys.argv[1:]])
 
 
+def continue_own_run(args: list[str]) -> list[str]:
+    """``resume=true hydra.run.dir=DIR`` (or ``resume=DIR``) continues that run's own configuration: its saved
+    overrides, with the ones given now replacing the same keys (each change is printed)."""
+    from convbert.train.job import resume_overrides, saved_overrides
+
+    values = {a.split("=", 1)[0].lstrip("+"): a.split("=", 1)[1] for a in args if "=" in a}
+    resume = values.get("resume", "false")
+    if resume.lower() in ("false", "null", "none", ""):
+        return args
+    run_dir = values.get("hydra.run.dir") if resume.lower() == "true" else resume
+    if not run_dir:
+        return args
+    saved = saved_overrides(Path(run_dir))
+    if not saved:
+        return args
+    merged, changes = resume_overrides(saved, args)
+    for change in changes:
+        print(f"{PROG}: resuming with a changed setting: {change}", file=sys.stderr, flush=True)
+    return merged
+
+
 def main() -> None:
     """Console script ``convbert-train``."""
     passive_openmp()
     try:
-        args = prepare_overrides(sys.argv[1:])
+        args = prepare_overrides(continue_own_run(sys.argv[1:]))
         check_command_line(args)
     except ConvBertError as exc:
         report_and_exit(PROG, exc)

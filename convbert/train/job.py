@@ -44,6 +44,30 @@ from convbert.train.vocabulary import resolve_tokenizer
 log = logging.getLogger("convbert.train")
 IGNORED_ON_RESUME = ("resume", "trainer.stop_after", "pretrain.trainer.stop_after", "trainer.progress",
                      "pretrain.trainer.progress")
+OVERRIDES_FILE = "overrides.json"  # the run's own command line: resume=true continues with it
+
+
+def override_key(override: str) -> str:
+    """``trainer.max_steps`` of ``++trainer.max_steps=60`` (``model`` of ``model=bert_tiny``)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def saved_overrides(run_dir: Path) -> list[str]:
+    """The overrides a run was started (or last resumed) with, as ``resume=true`` continues it."""
+    file = Path(run_dir) / OVERRIDES_FILE
+    return json.loads(file.read_text()) if file.is_file() else []
+
+
+def resume_overrides(saved: list[str], given: list[str]) -> tuple[list[str], list[str]]:
+    """(the overrides a resumed run composes: its saved ones, with those given now replacing the same keys;
+    the changes, one line each). One-off settings (stop_after, progress, resume) are not carried over."""
+    new = {override_key(o): o for o in given if "=" in o}
+    kept = [o for o in saved if override_key(o) not in new and not override_key(o).startswith(IGNORED_ON_RESUME)]
+    old = {override_key(o): o for o in saved}
+    changes = [f"{k}: {old[k].split('=', 1)[1] if k in old else '(default)'} -> {o.split('=', 1)[1]}"
+               for k, o in new.items() if not k.startswith(IGNORED_ON_RESUME) and old.get(k) != o
+               and not k.startswith("hydra")]
+    return [*kept, *given], changes
 
 
 def resolve_init_from(init_from: str | None) -> str | None:
@@ -109,8 +133,10 @@ def _say(dist: Distributed, message: str) -> None:
         print(message, flush=True)
 
 
-def _prepare_run_dir(run_dir: Path, resuming: bool, resolved: dict[str, Any], dist: Distributed) -> None:
-    """Refuse to overwrite another run; on resume, say what changed in the config."""
+def _prepare_run_dir(run_dir: Path, resuming: bool, resolved: dict[str, Any], dist: Distributed,
+                     overrides: list[str] | None = None) -> None:
+    """Refuse to overwrite another run; on resume, say what changed in the config. The command line's
+    overrides are kept (``overrides.json``) for ``resume=true`` to continue the run's own configuration."""
     checkpoints_dir = run_dir / "checkpoints"
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +150,9 @@ def _prepare_run_dir(run_dir: Path, resuming: bool, resolved: dict[str, Any], di
                 log.warning("resuming with a changed config: %s", "; ".join(changes))
         else:
             atomic_write_text(config_file, OmegaConf.to_yaml(resolved))
+        if overrides is not None:
+            own = [o for o in overrides if not override_key(o).startswith((*IGNORED_ON_RESUME, "hydra"))]
+            atomic_write_text(run_dir / OVERRIDES_FILE, json.dumps(own, indent=1) + "\n")
     dist.barrier()
 
 
@@ -192,7 +221,7 @@ def _run_stages(run_dir: Path, resuming: bool, resolved: dict[str, Any], plan: R
     """The part of ``run`` that writes into ``run_dir`` (under its lock): (dev metric, why it diverged)."""
     run_cfg, stages, composition, init = plan.run, plan.stages, plan.composition, plan.init
     source, encoder_parameters = plan.source, plan.encoder_parameters
-    _prepare_run_dir(run_dir, resuming, resolved, dist)
+    _prepare_run_dir(run_dir, resuming, resolved, dist, overrides)
 
     saved_tokenizer = run_dir / "tokenizer"
     tokenizer, tokenizer_source = resolve_tokenizer(run_cfg.tokenizer, init, vocab_size(composition),
@@ -224,8 +253,8 @@ def _run_stages(run_dir: Path, resuming: bool, resolved: dict[str, Any], plan: R
                 finished = _run_stage(stage, run_cfg.seed, composition, tokenizer, init, run_dir, resume_from,
                                       history, dist)
             except Interrupted as stop:
-                _say(dist, f"{stage.name}: {stop}\ncontinue with: convbert-train {' '.join(overrides or [])} "
-                           f"resume=true hydra.run.dir={run_dir}")
+                _say(dist, f"{stage.name}: {stop}\ncontinue with: convbert-train resume=true "
+                           f"hydra.run.dir={run_dir}")
                 if stop.exit_code:
                     raise
                 return None, None
