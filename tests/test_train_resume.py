@@ -57,7 +57,7 @@ def test_checkpoints_are_safetensors_and_json_written_atomically(tmp_path):
     directory = tmp_path / "checkpoints" / "task"
     checkpoint = latest_checkpoint(directory)
     assert checkpoint.name == "step-000004"
-    assert sorted(p.name for p in directory.iterdir()) == ["done.json", "step-000004"]  # older ones pruned
+    assert sorted(p.name for p in directory.iterdir()) == ["data.json", "done.json", "step-000004"]  # pruned
     assert sorted(p.name for p in checkpoint.iterdir()) == [
         "manifest.json", "model.safetensors", "optimizer.safetensors", "rng-rank0.json",
         "rng-rank0.safetensors", "state.json"]
