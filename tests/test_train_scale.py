@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -48,19 +49,31 @@ def weights(run_dir: Path, task: str) -> dict[str, torch.Tensor]:
     return load_file(str(step / "model.safetensors"))
 
 
-def torchrun(tmp_path: Path, overrides: list[str], run_dir: Path) -> None:
+def torchrun(tmp_path: Path, overrides: list[str], run_dir: Path, nodes: int = 1) -> None:
+    """Two processes: one launcher of two (``--standalone``), or two "nodes" of one process each, joined as
+    on a cluster by the static rendezvous flags (``--nnodes --node_rank --master_addr --master_port``)."""
     env = {**os.environ, "CONVBERT_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_WAIT_POLICY": "PASSIVE",
            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "convbert.train", *overrides, f"hydra.run.dir={run_dir}"]
-    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=env, start_new_session=True) as launcher:
-        try:
-            stdout, stderr = launcher.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
+    run = [sys.executable, "-m", "torch.distributed.run"]
+    if nodes == 1:
+        commands = [[*run, "--standalone", "--nproc_per_node=2"]]
+    else:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        commands = [[*run, "--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=1", "--master_addr=127.0.0.1",
+                     f"--master_port={port}"] for rank in range(2)]
+    launchers = [subprocess.Popen([*c, "-m", "convbert.train", *overrides, f"hydra.run.dir={run_dir}"],
+                                  cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=env, start_new_session=True) for c in commands]
+    try:
+        outputs = [launcher.communicate(timeout=300) for launcher in launchers]
+    except subprocess.TimeoutExpired:
+        for launcher in launchers:
             os.killpg(launcher.pid, signal.SIGKILL)
-            raise
-    assert launcher.returncode == 0, stdout[-3000:] + stderr[-3000:]
+        raise
+    for launcher, (stdout, stderr) in zip(launchers, outputs, strict=True):
+        assert launcher.returncode == 0, stdout[-3000:] + stderr[-3000:]
 
 
 @pytest.mark.parametrize("task", ["pretrain_mlm", "pretrain_rtd"])
@@ -72,7 +85,8 @@ def test_accumulation_and_processes_give_the_update_of_the_whole_batch(tmp_path,
         run(compose_config([*base, "trainer.batch_size=4", "trainer.grad_accum_steps=2"]), tmp_path / "accum")
     finally:
         torch.set_num_threads(min(2, os.cpu_count() or 1))
-    torchrun(tmp_path, [*base, "trainer.batch_size=4"], tmp_path / "two")
+    # RTD's two processes are two "nodes" launched with the multi-node flags (docs/pretraining.md)
+    torchrun(tmp_path, [*base, "trainer.batch_size=4"], tmp_path / "two", nodes=2 if task == "pretrain_rtd" else 1)
     reference = train_losses(tmp_path / "one")
     assert len(reference) == 4 and reference[0] != reference[-1]
     for other in ("accum", "two"):
@@ -168,3 +182,17 @@ def test_the_released_sizes_pretrain_from_the_command_line():
 
     for overrides in (["model=convbert_small", "task=pretrain_mlm"], ["model=convbert_small", "pretrain=mlm"]):
         plan_run(compose_config(overrides))
+
+
+def test_ranks_read_disjoint_slices_that_cover_the_epoch():
+    from convbert.train.batching import BatchOrder
+
+    world = 2
+    orders = [BatchOrder(1003, 8, seed=5, rank=r, world_size=world) for r in range(world)]
+    shares = [order.epoch(0) for order in orders]
+    seen = torch.cat([share.flatten() for share in shares]).tolist()
+    assert len(seen) == len(set(seen)) == orders[0].steps_per_epoch * 16, "disjoint, every used window once"
+    alone = BatchOrder(1003, 16, seed=5).epoch(0)  # one process reading the global batch
+    assert sorted(seen) == sorted(alone.flatten().tolist())
+    for order, share in zip(orders, shares, strict=True):  # a rank's rows are its places in the global batch
+        assert torch.equal(alone[:, order.rows()], share)
