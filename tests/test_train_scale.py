@@ -196,3 +196,18 @@ def test_ranks_read_disjoint_slices_that_cover_the_epoch():
     assert sorted(seen) == sorted(alone.flatten().tolist())
     for order, share in zip(orders, shares, strict=True):  # a rank's rows are its places in the global batch
         assert torch.equal(alone[:, order.rows()], share)
+
+
+def test_dataloader_workers_read_the_same_batches(tmp_path, corpus):
+    base = [*tiny(*corpus, "pretrain_mlm"), "trainer.batch_size=4", "trainer.max_steps=3"]
+    run(compose_config(base), tmp_path / "in_process")
+    run(compose_config([*base, "trainer.num_workers=2"]), tmp_path / "workers")
+    assert train_losses(tmp_path / "workers") == train_losses(tmp_path / "in_process")
+
+
+def test_fp16_on_the_cpu_is_refused_with_the_fix():
+    from convbert.errors import ConfigError
+    from convbert.train.job import plan_run
+
+    with pytest.raises(ConfigError, match=r"trainer.precision: fp16 needs a CUDA device.*bf16"):
+        plan_run(compose_config(["task=pretrain_mlm", "trainer.precision=fp16", "trainer.device=cpu"]))

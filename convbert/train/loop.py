@@ -318,11 +318,6 @@ def train(run: StageRun) -> dict[str, Any]:
     rng = torch.Generator(device=run.device).manual_seed(run.seed * 1000 + 17 + dist.rank)  # masks, samples
     torch.manual_seed(run.seed * 1000 + 29 + dist.rank)  # dropout
     random.seed(run.seed + dist.rank)
-    if t.precision == "fp16" and run.device.type != "cuda":
-        from convbert.errors import ConfigError
-
-        raise ConfigError(f"trainer.precision=fp16 needs a CUDA device (this run is on {run.device}); use "
-                          "trainer.precision=bf16 on the CPU")
     scaler = torch.amp.GradScaler(run.device.type) if t.precision == "fp16" else None
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "window": {}, "train_seconds": 0.0}
     if run.resume_from is not None:

@@ -124,6 +124,12 @@ def check_trainer(node: Any, path: str) -> TrainerConfig:
     require(t.precision in ("fp32", "bf16", "fp16"), f"{path}.precision",
              f"{t.precision!r} is not one of fp32, bf16, fp16 (the forward pass under autocast; fp16 with a "
              "gradient scaler, on CUDA)")
+    if t.precision == "fp16":
+        import torch
+
+        cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
+        require(not cpu, f"{path}.precision", "fp16 needs a CUDA device (this run is on the CPU); use bf16 on "
+                "the CPU")
     require(t.grad_accum_steps >= 1, f"{path}.grad_accum_steps", "must be >= 1")
     require(t.num_workers >= 0, f"{path}.num_workers", "must be >= 0")
     require(t.peak_tflops is None or t.peak_tflops > 0, f"{path}.peak_tflops", "must be > 0 or null")

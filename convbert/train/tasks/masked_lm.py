@@ -102,14 +102,33 @@ class MaskedLanguageModeling(Task):
         return ensure_store(CorpusSpec.from_data(data), self.tokenizer, data.cache_dir,
                             workers=data.prepare_workers, progress=self.progress, say=say)
 
-    def features(self, data: Any) -> tuple[PackedWindows, Features]:
+    def features(self, data: Any) -> tuple[PackedWindows, PackedWindows]:
+        """Train and dev windows of the corpus's store (read from the memory map as batches are needed)."""
         self.data = data
         self.token_store = store = self.store(data)
         tok = self.tokenizer
         ids = (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
         train = PackedWindows(store, "train", data.max_length, *ids, limit=data.max_examples)
         dev = PackedWindows(store, "dev", data.max_length, *ids, limit=data.max_dev_examples)
-        return train, dev.features()
+        return train, dev
+
+    def build(self, composition):
+        self.token_types = int(composition.get("embedding", {}).get("type_vocab_size", 2))
+        return super().build(composition)
+
+    def segments(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A model with one token type (``type_vocab_size=1``) reads both segments as type 0."""
+        if "token_type_ids" in batch and getattr(self, "token_types", 2) < 2:
+            batch = {**batch, "token_type_ids": torch.zeros_like(batch["token_type_ids"])}
+        return batch
+
+    def batches(self, features, batch_size, device):
+        if not hasattr(features, "batch"):
+            yield from super().batches(features, batch_size, device)
+            return
+        for start in range(0, len(features), batch_size):
+            indices = range(start, min(start + batch_size, len(features)))
+            yield indices, self.segments({k: v.to(device) for k, v in features.batch(indices).items()})
 
     def data_record(self) -> dict[str, Any] | None:
         return {"token_store": str(self.token_store.directory)}
@@ -129,7 +148,11 @@ class MaskedLanguageModeling(Task):
         for t in special:
             counts[t] = 0
         total = counts.sum()
-        tokens = np.array([t for f in dev for t in f["input_ids"] if t not in special], dtype=np.int64)
+        if hasattr(dev, "stride"):  # the tokens the dev windows read
+            tokens = np.asarray(self.token_store.tokens("dev")[:len(dev) * dev.stride + 1], dtype=np.int64)
+        else:
+            tokens = np.array([t for f in dev for t in f["input_ids"]], dtype=np.int64)
+        tokens = tokens[~np.isin(tokens, list(special))]
         if not len(tokens):
             return {}
         loss = float(-np.log((counts[tokens] + 1) / (total + vocab)).mean())
@@ -151,7 +174,8 @@ class MaskedLanguageModeling(Task):
         drawn = step_draws(context.seed, context.step, context.global_rows, batch["input_ids"].shape[-1],
                            len(self.tokenizer), context.rows, batch["input_ids"].device)
         corrupted, labels = self.corrupt(batch, drawn=drawn)
-        return {**batch, "corrupted_ids": corrupted, "labels": labels, "sample_uniforms": drawn["sample"]}
+        return {**self.segments(batch), "corrupted_ids": corrupted, "labels": labels,
+                "sample_uniforms": drawn["sample"]}
 
     def loss_counts(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         return [(batch["labels"] != IGNORE_INDEX).sum()]

@@ -153,6 +153,7 @@ class ReplacedTokenDetection(MaskedLanguageModeling):
         generator_composition(composition, self.config.generator_size_divisor, self.path)
 
     def build(self, composition):
+        self.token_types = int(composition.get("embedding", {}).get("type_vocab_size", 2))
         discriminator = build_model(with_head(composition, self.head_node(composition)))
         divisor = self.config.generator_size_divisor
         generator = build_model(generator_composition(composition, divisor, self.path))
