@@ -3,13 +3,13 @@
     python bench/bench_data.py                       # 10, 100, 1000 MB; 1 and 2 workers; torchrun at 100 MB
     python bench/bench_data.py --sizes 10 100 --no-torchrun
 
-Corpora are generated from the shipped text (convbert.data's Wikipedia and news paragraphs, repeated with a copy
-number so no two paragraphs are equal) and tokenized with the bert-base-uncased vocabulary. For each size:
-preparation throughput with 1 and 2 workers (MB of text per second) and the store's size; then
-``convbert-train`` (ConvBERT-small, masked LM, batch 8 x 128, 1 step) on it, its wall time to the end of the
-first step and its peak RSS / RssAnon, at the first launch (which prepares the store) and at a later one (which
-opens it). With torchrun, two processes on the 100 MB corpus in a fresh cache: how many prepared it and each
-rank's peak RSS. Prints a Markdown table with the machine line (bench/machine.py).
+Corpora are generated from the shipped text (convbert.data's Wikipedia and news paragraphs, repeated with a
+copy number so no two paragraphs are equal) and tokenized with the bert-base-uncased vocabulary. For each
+size: preparation throughput with 1 and 2 workers (MB of text per second) and the store's size; then
+``convbert-train`` (ConvBERT-small, masked LM, batch 8 x 128, 1 step) on it: its time to the first step
+(until step 1 is logged) and its peak RSS / RssAnon, at the first launch (which prepares the store) and at a
+later one (which opens it). With torchrun, two processes on the 100 MB corpus in a fresh cache: how many
+prepared it and each rank's peak RSS. Prints a Markdown table with the machine line (bench/machine.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe
 
 
 def make_corpus(path: Path, megabytes: int) -> None:
@@ -53,7 +53,8 @@ def prepare_rate(corpus: Path, workers: int, root: Path) -> tuple[float, int, fl
     target = root / f"store-{workers}"
     shutil.rmtree(target, ignore_errors=True)
     started = time.perf_counter()
-    meta = prepare(CorpusSpec((str(corpus),)), ConvBertTokenizerFast(), target, workers=workers, progress=False)
+    tokenizer = ConvBertTokenizerFast()
+    meta = prepare(CorpusSpec((str(corpus),)), tokenizer, target, workers=workers, progress=False)
     seconds = time.perf_counter() - started
     size = sum(f["bytes"] for f in meta["files"].values())
     shutil.rmtree(target)
@@ -90,7 +91,11 @@ def _memory(pid: int) -> tuple[int, int, str]:
 
 
 def launch(command: list[str], cwd: Path) -> dict:
-    """Run ``command``; its wall time and, per training process, peak RSS and peak RssAnon (MiB)."""
+    """Run ``command``; the seconds until its first training step was logged (``metrics.jsonl``), its wall
+    time and, per training process, peak RSS and peak RssAnon (MiB)."""
+    run_dir = cwd / next(a.split("=", 1)[1] for a in command if a.startswith("hydra.run.dir="))
+    metrics = run_dir / "metrics.jsonl"
+    first_step: list[float] = []
     env = {**os.environ, "CONVBERT_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "2"}
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -100,6 +105,8 @@ def launch(command: list[str], cwd: Path) -> dict:
 
     def poll() -> None:
         while not done.is_set():
+            if not first_step and metrics.is_file() and '"train"' in metrics.read_text():
+                first_step.append(time.perf_counter() - started)
             for pid in _descendants(process.pid):
                 hwm, anon, cmd = _memory(pid)
                 if "convbert.train" in cmd and "torch.distributed.run" not in cmd:
@@ -115,7 +122,8 @@ def launch(command: list[str], cwd: Path) -> dict:
     seconds = time.perf_counter() - started
     if process.returncode:
         raise SystemExit(f"failed: {' '.join(command)}\n{stdout[-2000:]}\n{stderr[-2000:]}")
-    return {"seconds": seconds, "peaks_mib": [(v[0] / 1024, v[1] / 1024) for v in peaks.values()],
+    return {"seconds": seconds, "first_step": first_step[0] if first_step else seconds,
+            "peaks_mib": [(v[0] / 1024, v[1] / 1024) for v in peaks.values()],
             "prepared": (stdout + stderr).count("prepared "), "output": stdout + stderr}
 
 
@@ -125,8 +133,8 @@ def train_command(corpus: Path, cache: Path, torchrun: bool = False) -> list[str
     return [*head, "-m", "convbert.train", "model=convbert_small", "task=pretrain_mlm", "pretrain=none",
             "tokenizer=bert-base-uncased", f"data.path={corpus}", f"data.cache_dir={cache}",
             "data.prepare_workers=2", "data.max_dev_examples=8", "trainer.max_steps=1",
-            f"trainer.batch_size={4 if torchrun else 8}", "trainer.progress=false", "trainer.eval_batch_size=8",
-            "hydra.run.dir=run-" + str(time.time_ns())]
+            f"trainer.batch_size={4 if torchrun else 8}", "trainer.progress=false",
+            "trainer.eval_batch_size=8", "trainer.log_every=1", "hydra.run.dir=run-" + str(time.time_ns())]
 
 
 def main() -> None:
@@ -158,7 +166,7 @@ def main() -> None:
 
         def launched(result: dict) -> str:
             rss, anon = result["peaks_mib"][0] if result["peaks_mib"] else (0, 0)
-            return f"{result['seconds']:.1f} / {rss:,.0f} / {anon:,.0f}"
+            return f"{result['first_step']:.1f} / {rss:,.0f} / {anon:,.0f}"
 
         print(f"| {megabytes:,} MB | {' / '.join(cells)} | {speedup} | {rates[0][1] / 1e6:,.1f} | "
               f"{launched(first)} | {launched(later)} |", flush=True)
@@ -168,8 +176,9 @@ def main() -> None:
         shutil.rmtree(cache, ignore_errors=True)
         result = launch(train_command(corpus, cache, torchrun=True), scratch)
         ranks = ", ".join(f"{rss:,.0f} / {anon:,.0f}" for rss, anon in result["peaks_mib"])
-        print(f"\ntorchrun --nproc_per_node=2 on {size} MB, fresh cache: {result['seconds']:.1f} s to the end of "
-              f"step 1; stores prepared: {result['prepared']}; per-rank peak RSS / RssAnon MiB: {ranks}")
+        print(f"\ntorchrun --nproc_per_node=2 on {size} MB, fresh cache: {result['first_step']:.1f} s to "
+              f"step 1 ({result['seconds']:.1f} s in all); stores prepared: {result['prepared']}; per-rank "
+              f"peak RSS / RssAnon MiB: {ranks}")
     if args.dir is None:
         shutil.rmtree(scratch, ignore_errors=True)
 

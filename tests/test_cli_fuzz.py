@@ -199,7 +199,7 @@ def test_the_issues_bad_inputs_end_to_end(tmp_path):
         "empty file": ([f"data.train_file={tmp_path / 'empty.jsonl'}"], 2,
                        r"empty.jsonl: no train records \(the file is empty\)"),
         "binary corpus": (["task=pretrain_mlm", f"data.path={tmp_path / 'binary.txt'}"], 2,
-                          r"binary.txt: not UTF-8 \(byte b'\\x80', at or after line 1\); save it as UTF-8"),
+                          r"binary.txt:2: not UTF-8 \(byte b'\\x80' at offset 128\); save it as UTF-8"),
     }
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     procs = {}

@@ -30,7 +30,8 @@ def check(overrides: list[str]) -> None:
     ("trainer.lerning_rate=1e-3", ["trainer.lerning_rate: unknown key", "Did you mean 'learning_rate'?",
                                     "Valid keys of trainer: max_steps, epochs, batch_size"]),
     ("trainer.batch_size=many", ["trainer.batch_size", "expected int"]),
-    ("trainer.precision=fp16", ["trainer.precision", "fp32, bf16"]),
+    ("trainer.precision=fp8", ["trainer.precision", "fp32, bf16, fp16"]),
+    ("trainer.precision=fp16", ["trainer.precision", "fp16 needs a CUDA device", "bf16"]),
     ("pretrain.trainer.max_stpes=5", ["pretrain.trainer.max_stpes: unknown key",
                                       "Did you mean 'max_steps'?"]),
     ("data.max_exampels=10", ["data.max_exampels: unknown key", "Did you mean 'max_examples'?"]),
@@ -40,7 +41,7 @@ def check(overrides: list[str]) -> None:
                                 "Did you mean 'num_labels'?"]),
     ("task.name=sequence_clasification", ["task.name: unknown task",
                                           "Did you mean 'sequence_classification'?"]),
-    ("pretrain.task.sampling=top_k", ["pretrain.task.sampling", "gumbel or multinomial"]),
+    ("pretrain.task.sampling=top_k", ["pretrain.task.sampling", "inverse_cdf, gumbel, multinomial"]),
     ("model.kernal_size=5", ["model.kernal_size: unknown key", "Did you mean 'kernel_size'?", "aliases"]),
     ("model.layer.mixer.parts.conv.kernal_size=5", [
         "model.layer.mixer.parts.conv.kernal_size: unknown key for mixer block 'span_conv'",

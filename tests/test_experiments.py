@@ -16,7 +16,8 @@ from convbert.train import schema
 from convbert.train.cli import CONF_DIR, prepare_overrides
 from convbert.train.model_config import model_composition
 
-EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))  # not protocol/ or variants
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")  # not protocol/ or variants
+                     if not p.stem.startswith("pretrain_"))  # the released recipes: tests/test_train_scale.py
 ABLATIONS = {"kernel_size", "head_ratio", "conv_variant", "grouped_ffn", "bert_vs_convbert"}
 
 

@@ -19,7 +19,8 @@ from convbert.data.token_store import CorpusSpec, TokenStore, ensure_store, fing
 from convbert.errors import ConfigError, DataError
 from convbert.tokenization_fast import ConvBertTokenizerFast
 
-PARAGRAPHS = [f"paragraph {i} says the number {i * 7} is {'odd' if i % 2 else 'even'} today." for i in range(300)]
+PARAGRAPHS = [f"paragraph {i} says the number {i * 7} is {'odd' if i % 2 else 'even'} today."
+              for i in range(300)]
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,8 @@ def test_a_prepared_store_is_reopened_without_reading_the_corpus(tmp_path, token
 
 def _prepare_and_count(args):
     corpus, cache = args
-    return str(ensure_store(spec_of(corpus), ConvBertTokenizerFast(), cache, workers=1, progress=False).directory)
+    store = ensure_store(spec_of(corpus), ConvBertTokenizerFast(), cache, workers=1, progress=False)
+    return str(store.directory)
 
 
 def test_concurrent_processes_prepare_once_and_share_the_store(tmp_path, monkeypatch):
@@ -233,6 +235,7 @@ def test_windows_cover_the_tokens_with_two_segments_where_a_document_starts(tmp_
         assert body == tokens[start:start + len(body)].tolist()
         stream += body[:windows.stride]
     assert stream == tokens.tolist(), "the windows read every token once"
-    assert sum(windows.window(i)[1][-1] for i in range(len(windows))) > len(windows) / 2, "most have 2 segments"
+    two = sum(windows.window(i)[1][-1] for i in range(len(windows)))
+    assert two > len(windows) / 2, "most windows have two segments"
     batch = windows.batch([0, len(windows) - 1])
     assert batch["input_ids"].shape == (2, 24) and batch["attention_mask"][0].all()

@@ -1,5 +1,5 @@
 """Pretraining at scale: one batch of B, B/2 x 2 accumulated micro-batches and 2 processes x B/2 are the same
-update; a killed run resumes from the token store without the corpus; resume continues the run's own config."""
+update; a killed run resumes from its token store; resume continues the run's own config."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from convbert.train.cli import compose_config
 from convbert.train.job import resume_overrides, run
 
-TEXT = [f"sentence {i} tells that {i * 3} birds sat on the {['old', 'red', 'tall'][i % 3]} tree near the river."
+TEXT = [f"sentence {i} tells that {i * 3} birds sat on the {['old', 'red', 'tall'][i % 3]} tree by the river."
         for i in range(400)]
 
 
@@ -61,8 +61,8 @@ def torchrun(tmp_path: Path, overrides: list[str], run_dir: Path, nodes: int = 1
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        commands = [[*run, "--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=1", "--master_addr=127.0.0.1",
-                     f"--master_port={port}"] for rank in range(2)]
+        commands = [[*run, "--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=1",
+                     "--master_addr=127.0.0.1", f"--master_port={port}"] for rank in range(2)]
     launchers = [subprocess.Popen([*c, "-m", "convbert.train", *overrides, f"hydra.run.dir={run_dir}"],
                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=env, start_new_session=True) for c in commands]
@@ -86,7 +86,8 @@ def test_accumulation_and_processes_give_the_update_of_the_whole_batch(tmp_path,
     finally:
         torch.set_num_threads(min(2, os.cpu_count() or 1))
     # RTD's two processes are two "nodes" launched with the multi-node flags (docs/pretraining.md)
-    torchrun(tmp_path, [*base, "trainer.batch_size=4"], tmp_path / "two", nodes=2 if task == "pretrain_rtd" else 1)
+    nodes = 2 if task == "pretrain_rtd" else 1
+    torchrun(tmp_path, [*base, "trainer.batch_size=4"], tmp_path / "two", nodes=nodes)
     reference = train_losses(tmp_path / "one")
     assert len(reference) == 4 and reference[0] != reference[-1]
     for other in ("accum", "two"):
@@ -180,8 +181,8 @@ def test_every_released_recipe_composes_and_trains(tmp_path, size, objective):
 def test_the_released_sizes_pretrain_from_the_command_line():
     from convbert.train.job import plan_run
 
-    for overrides in (["model=convbert_small", "task=pretrain_mlm"], ["model=convbert_small", "pretrain=mlm"]):
-        plan_run(compose_config(overrides))
+    for objective in ("task=pretrain_mlm", "pretrain=mlm"):
+        plan_run(compose_config(["model=convbert_small", objective]))
 
 
 def test_ranks_read_disjoint_slices_that_cover_the_epoch():

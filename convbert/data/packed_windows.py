@@ -1,10 +1,11 @@
 """Pretraining examples read from a token store: fixed windows of the token stream, ELECTRA's two segments.
 
-Window ``i`` covers the store's tokens from ``i * stride`` (``stride = max_length - 3``). When a document starts
-inside it, the window is cut there into two segments, ``[CLS] a [SEP] b [SEP]`` with token type ids 0 and 1
-(the document start nearest the middle, as ELECTRA's ``build_pretraining_dataset.py`` fills two segments of
-about half the length), so fine-tuning on sentence pairs starts from a trained segment embedding; otherwise it
-is one segment, ``[CLS] a [SEP]``, one token longer. Every window is ``max_length`` tokens but the last.
+Window ``i`` covers the store's tokens from ``i * stride`` (``stride = max_length - 3``). When a document
+starts inside it, the window is cut there into two segments, ``[CLS] a [SEP] b [SEP]`` with token type ids 0
+and 1 (the document start nearest the middle, as ELECTRA's ``build_pretraining_dataset.py`` fills two
+segments of about half the length), so fine-tuning on sentence pairs starts from a trained segment embedding;
+otherwise it is one segment, ``[CLS] a [SEP]``, one token longer. Every window is ``max_length`` tokens but
+the last.
 
 Nothing per window is kept: a window is computed from the memory map when it is read, so a corpus of any size
 costs the same memory.

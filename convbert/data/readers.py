@@ -3,8 +3,8 @@
 * text corpora: UTF-8, one paragraph per line (or blank-line separated), optionally compressed;
 * JSON Lines: one JSON object per line, schemas documented in ``convbert/data/README.md``;
 * sentiment TSV: ``id <TAB> rating <TAB> text`` without a header;
-* pretraining corpora (``data.path``): a file, a glob or a directory of text, JSON Lines or parquet files, or a
-  directory written by Hugging Face ``datasets`` (the text column of the last three).
+* pretraining corpora (``data.path``): a file, a glob or a directory of text, JSON Lines or parquet files, or
+  a directory written by Hugging Face ``datasets`` (the text column of the last three).
 """
 
 from __future__ import annotations
@@ -176,10 +176,11 @@ def _is_datasets_dir(path: Path) -> bool:
 def _pyarrow(what: str) -> Any:
     try:
         import pyarrow
-        import pyarrow.ipc  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.ipc
+        import pyarrow.parquet
     except ImportError as error:
-        raise ConfigError(f"reading {what} needs pyarrow: pip install pyarrow (or 'convbert[data]')") from error
+        raise ConfigError(f"reading {what} needs pyarrow: pip install pyarrow (or 'convbert[data]')") \
+            from error
     return pyarrow
 
 

@@ -1,10 +1,11 @@
-"""The memory-mapped token store: a corpus tokenized once, read as packed windows without holding it in memory.
+"""The memory-mapped token store: a corpus tokenized once, read as packed windows without holding it in
+memory.
 
     <cache>/tokens/<fingerprint>/
-        train.bin  dev.bin       token ids, uint16 when the vocabulary fits (else uint32), documents back to back
+        train.bin  dev.bin       token ids, uint16 when the vocabulary fits (else uint32), documents in a row
         train.idx  dev.idx       int64 offsets where each document starts, and the end (documents + 1 entries)
         unigram.bin              int64 count of every token id in train.bin (the unigram baseline's counts)
-        meta.json                dtype, counts, inputs, tokenizer hash, throughput, SHA-256 of every file above
+        meta.json                dtype, counts, inputs, tokenizer hash, throughput, SHA-256 of the files above
 
 As nanoGPT's ``prepare.py`` and Megatron's indexed datasets: training opens the files with ``np.memmap``, so
 memory and start-up do not grow with the corpus. The directory's name is a fingerprint of the inputs (paths,
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from convbert.data.readers import UTF8_FIX, corpus_format, expand_corpus_paths, iter_column_texts
+from convbert.data.readers import COMPRESSED, UTF8_FIX, corpus_format, expand_corpus_paths, iter_column_texts
 from convbert.errors import ConfigError, DataError
 
 FORMAT = 1
@@ -48,7 +49,7 @@ DEV_KEY = b"convbert-dev-split-v1"
 # -- what a store is made from ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CorpusSpec:
-    """The inputs of a store and how they are read: files (or shipped sources), paragraphs, text field, dev."""
+    """The inputs of a store and how they are read: files (or shipped sources), paragraphs, field, dev."""
 
     files: tuple[str, ...]  # absolute paths of the inputs
     paragraphs: str = "line"  # text files: "line" or "blank_line"
@@ -127,8 +128,8 @@ def default_cache_dir() -> Path:
 
 # -- the store, opened ------------------------------------------------------------------------------------
 class TokenStore:
-    """An opened store: ``tokens(split)`` and ``offsets(split)`` are memory maps, opened lazily in each process
-    (a DataLoader worker re-opens them instead of receiving a copy)."""
+    """An opened store: ``tokens(split)`` and ``offsets(split)`` are memory maps, opened lazily in each
+    process (a DataLoader worker re-opens them instead of receiving a copy)."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
@@ -136,8 +137,8 @@ class TokenStore:
         try:
             self.meta = json.loads(meta_file.read_text())
         except (OSError, ValueError) as error:
-            raise DataError(f"{self.directory} is not a complete token store ({meta_file}: {error}); delete it "
-                            "and prepare again (convbert-prepare, or any run on the corpus)") from None
+            raise DataError(f"{self.directory} is not a complete token store ({meta_file}: {error}); delete "
+                            "it and prepare again (convbert-prepare, or any run on the corpus)") from None
         damage = self.size_damage()
         if damage:
             raise DataError(f"token store {self.directory} is damaged: {damage}; delete it and prepare again")
@@ -260,9 +261,10 @@ def prepare(spec: CorpusSpec, tokenizer: Any, directory: str | Path, *, workers:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     started = time.perf_counter()
-    plain = spec.files and all(corpus_format(Path(f)) == "text" and Path(f).suffix not in (".gz", ".bz2", ".xz")
+    plain = spec.files and all(corpus_format(Path(f)) == "text" and Path(f).suffix not in COMPRESSED
                                for f in spec.files)
-    bar = tqdm(total=_input_bytes(spec) if plain else None, unit="B", unit_scale=True, desc=f"preparing {spec.describe()}",
+    bar = tqdm(total=_input_bytes(spec) if plain else None, unit="B", unit_scale=True,
+               desc=f"preparing {spec.describe()}",
                disable=not (progress and sys.stderr.isatty()))
     writer = _StoreWriter(partial, dtype, vocab)
     try:
@@ -278,7 +280,7 @@ def prepare(spec: CorpusSpec, tokenizer: Any, directory: str | Path, *, workers:
         (partial / "meta.json").write_text(json.dumps(meta, indent=1))
         try:
             os.rename(partial, directory)
-        except OSError:  # another process (without our lock: another machine on a shared disk) got there first
+        except OSError:  # another process without our lock (another machine on a shared disk) was first
             if not (directory / "meta.json").is_file():
                 raise
             shutil.rmtree(partial, ignore_errors=True)
@@ -417,7 +419,8 @@ def _paragraphs_of(block: _Block) -> list[str]:
         line = block.first_line + block.data.count(b"\n", 0, error.start)
         byte = block.first_byte + error.start
         bad = block.data[error.start:error.start + 1]
-        raise DataError(f"{block.source}:{line}: not UTF-8 (byte {bad!r} at offset {byte}); {UTF8_FIX}") from None
+        raise DataError(f"{block.source}:{line}: not UTF-8 (byte {bad!r} at offset {byte}); {UTF8_FIX}") \
+            from None
     if block.first_byte == 0:
         text = text.removeprefix("\ufeff")
     if block.paragraphs == "line":
@@ -449,11 +452,11 @@ def _tokenize_block(block: _Block) -> tuple[dict[str, tuple[np.ndarray, np.ndarr
 
 
 class _StoreWriter:
-    """Appends the workers' results to the split files; ``finish`` writes the offsets, counts and checksums."""
+    """Appends the workers' results to the split files; ``finish`` writes offsets, counts and checksums."""
 
     def __init__(self, directory: Path, dtype: np.dtype, vocab: int) -> None:
         self.directory, self.dtype = directory, dtype
-        self.files = {s: open(directory / f"{s}.bin", "wb") for s in SPLIT_NAMES}
+        self.files = {s: open(directory / f"{s}.bin", "wb") for s in SPLIT_NAMES}  # noqa: SIM115 (finish)
         self.lengths: dict[str, list[np.ndarray]] = {s: [] for s in SPLIT_NAMES}
         self.counts = np.zeros(vocab, dtype=np.int64)
         self.text_bytes = self.paragraphs = 0
@@ -474,8 +477,8 @@ class _StoreWriter:
         documents = len(lengths["train"]) + len(lengths["dev"])
         if documents < 2:
             where = spec.describe()
-            raise DataError(f"{where}: the corpus has {documents} non-empty paragraph(s); pretraining needs at "
-                            "least 2 (one for dev). Check data.path, data.paragraphs and data.text_field")
+            raise DataError(f"{where}: the corpus has {documents} non-empty paragraph(s); pretraining needs "
+                            "at least 2 (one for dev). Check data.path, data.paragraphs and data.text_field")
         if not len(lengths["dev"]) or not len(lengths["train"]):
             self._move_last_document(lengths)
         splits = {}

@@ -19,7 +19,7 @@ class BatchOrder:
     """The example indices of every step of an epoch, for one process of ``world_size``.
 
     ``epoch(e)`` is a (steps, batch_size) tensor: row ``s`` holds this process's examples of step ``s``, taken
-    interleaved (``rank::world_size``) from the step's global batch, so ``rows()`` gives their positions in it.
+    interleaved (``rank::world_size``) from the step's global batch, so ``rows()`` gives their places in it.
     The order is a seeded permutation held as one int64 tensor: nothing per example is a Python object, so a
     corpus of millions of windows costs 8 bytes a window.
 

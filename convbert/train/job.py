@@ -62,7 +62,8 @@ def resume_overrides(saved: list[str], given: list[str]) -> tuple[list[str], lis
     """(the overrides a resumed run composes: its saved ones, with those given now replacing the same keys;
     the changes, one line each). One-off settings (stop_after, progress, resume) are not carried over."""
     new = {override_key(o): o for o in given if "=" in o}
-    kept = [o for o in saved if override_key(o) not in new and not override_key(o).startswith(IGNORED_ON_RESUME)]
+    kept = [o for o in saved
+            if override_key(o) not in new and not override_key(o).startswith(IGNORED_ON_RESUME)]
     old = {override_key(o): o for o in saved}
     changes = [f"{k}: {old[k].split('=', 1)[1] if k in old else '(default)'} -> {o.split('=', 1)[1]}"
                for k, o in new.items() if not k.startswith(IGNORED_ON_RESUME) and old.get(k) != o
@@ -379,6 +380,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     for s in summary["stages"]:
         dev = ", ".join(f"{k} {_fmt(v)}" for k, v in s["dev"].items())
         speed = f"{s['steps']:>5} steps  {s['steps_per_second']:>6.2f} steps/s"
+        if s.get("tokens_per_second"):
+            speed += f" {s['tokens_per_second']:>9,.0f} tokens/s"
+            speed += f" (MFU {s['mfu']:.1%})" if "mfu" in s else ""
         baseline = ", ".join(f"{k} {_fmt(v)}" for k, v in s["baseline"].items())
         lines.append(f"  {s['stage']:<8} {s['task']:<24} {speed}  train loss {_fmt(s['train'].get('loss'))}  "
                      f"dev: {dev}" + (f"  (baseline: {baseline})" if baseline and s is not final else ""))

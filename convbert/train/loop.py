@@ -177,7 +177,8 @@ def optimizer_step(run: StageRun, model: torch.nn.Module, micro: list[dict[str, 
     logs: dict[str, float] = {}
     loss_sum = 0.0
     for k, batch in enumerate(micro):
-        factors = [float(c * dist.world_size / max(float(n), 1.0)) for c, n in zip(counts[k], total)]
+        factors = [float(c * dist.world_size / max(float(n), 1.0))
+                   for c, n in zip(counts[k], total, strict=True)]
         last = k == len(micro) - 1
         sync = model.no_sync() if dist.enabled and not last else contextlib.nullcontext()
         with sync:
@@ -308,8 +309,8 @@ def train(run: StageRun) -> dict[str, Any]:
     """Train one stage to ``max_steps``; returns its step count, speed, last training losses, dev metrics."""
     t, dist = run.trainer, run.dist
     per_update = t.batch_size * t.grad_accum_steps
-    lengths = ([_length(f["input_ids"]) for f in run.train] if t.group_by_length and isinstance(run.train, list)
-               else None)
+    grouped = t.group_by_length and isinstance(run.train, list)
+    lengths = [_length(f["input_ids"]) for f in run.train] if grouped else None
     order = BatchOrder(len(run.train), per_update, run.seed, dist.rank, dist.world_size, lengths)
     max_steps = total_steps(t, order)
     warmup = t.warmup_steps if t.warmup_steps is not None else round(t.warmup_ratio * max_steps)
@@ -341,8 +342,8 @@ def train(run: StageRun) -> dict[str, Any]:
     terminal = sys.stderr.isatty()
     bar = tqdm(total=max_steps, initial=step, desc=f"{run.name}: {run.task.config.name}", unit="step",
                disable=not (show and terminal), dynamic_ncols=True)
-    lines = ProgressLines(f"{run.name}: {run.task.config.name}", max_steps, t.log_every, show and not terminal,
-                          step)
+    lines = ProgressLines(f"{run.name}: {run.task.config.name}", max_steps, t.log_every,
+                          show and not terminal, step)
     rows = order.rows()
     pin = run.device.type == "cuda"
     diverged = None
@@ -356,11 +357,11 @@ def train(run: StageRun) -> dict[str, Any]:
                                     t.num_workers, pin)
             for micro in batches:
                 started = time.perf_counter()
-                context = [StepContext(run.seed, step, rows[k * t.batch_size:(k + 1) * t.batch_size][:len(b[
-                    "input_ids"])], order.global_batch) for k, b in enumerate(micro)]
                 step_tokens = sum(int(b["attention_mask"].sum()) for b in micro)
-                micro = [run.task.training_batch({k: v.to(run.device, non_blocking=pin) for k, v in b.items()},
-                                                 c) for b, c in zip(micro, context)]
+                micro = [run.task.training_batch(
+                    {key: value.to(run.device, non_blocking=pin) for key, value in b.items()},
+                    StepContext(run.seed, step, rows[k * t.batch_size:][:len(b["input_ids"])],
+                                order.global_batch)) for k, b in enumerate(micro)]
                 try:
                     losses, grad_norm = optimizer_step(run, model, micro, rng, optimizer, scheduler, autocast,
                                                        scaler)

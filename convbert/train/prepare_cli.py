@@ -60,8 +60,8 @@ def prepare_run(overrides: list[str], workers: int | None = None, verify: bool =
     plan = plan_run(compose_config(overrides))
     corpora = [stage.data for stage in plan.stages if stage.data.name == "corpus"]
     if not corpora:
-        raise ConfigError("this configuration has no pretraining stage: nothing to prepare (add pretrain=rtd, "
-                          "task=pretrain_rtd or experiment=pretrain_small)")
+        raise ConfigError("this configuration has no pretraining stage: nothing to prepare (add "
+                          "pretrain=rtd, task=pretrain_rtd or experiment=pretrain_small)")
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -69,8 +69,8 @@ def prepare_run(overrides: list[str], workers: int | None = None, verify: bool =
     corpus = _vocabulary_corpus(plan.stages)
     if workers:
         corpus = replace(corpus, prepare_workers=workers)
-    tokenizer, described = resolve_tokenizer(plan.run.tokenizer, plan.init, vocab_size(plan.composition), corpus,
-                                             Path("/nonexistent"), progress=progress)
+    tokenizer, described = resolve_tokenizer(plan.run.tokenizer, plan.init, vocab_size(plan.composition),
+                                             corpus, Path("/nonexistent"), progress=progress)
     directories = []
     for data in corpora:
         spec = CorpusSpec.from_data(data)

@@ -1,4 +1,5 @@
-"""Raw training records from a `data` node: a task's shipped data, the user's own files, corpus paragraphs.
+"""Raw training records from a `data` node: a task's shipped data or the user's own files (pretraining
+corpora are read into a token store instead: ``convbert.data.token_store``).
 
 Every loader returns plain dicts (the schemas of ``convbert/data/README.md`` for the shipped data); the task
 says which keys its records need and tokenizes them, because each task turns records into inputs differently.
@@ -10,8 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from convbert import data as shipped
-from convbert.data.splits import stable_key, stable_split
+from convbert.data.splits import stable_key
 from convbert.errors import ConfigError, DataError
 
 
@@ -61,23 +61,3 @@ def subset(records: list[Any], limit: int | None) -> list[Any]:
     keys = [stable_key(json.dumps(r, sort_keys=True, ensure_ascii=False)) for r in records]
     chosen = set(sorted(range(len(records)), key=lambda i: (keys[i], i))[:limit])
     return [r for i, r in enumerate(records) if i in chosen]
-
-
-def load_paragraphs(data: Any) -> tuple[list[str], list[str]]:
-    """(train, dev) paragraphs: dev holds ``dev_fraction`` of them, chosen by a stable hash of the text."""
-    if data.path is not None:
-        paths = [data.path] if isinstance(data.path, str) else list(data.path)
-        paragraphs = []
-        for path in paths:
-            paragraphs += shipped.read_text_file(user_file(path, "data.path"), paragraphs=data.paragraphs)
-    else:
-        paragraphs = shipped.load_corpus(list(data.sources))
-    if len(paragraphs) < 2:
-        raise ConfigError(f"the corpus has {len(paragraphs)} paragraph(s); pretraining needs at least 2 "
-                          "(one for dev). Check data.path and data.paragraphs")
-    fractions = (1 - data.dev_fraction, data.dev_fraction, 0.0)
-    split = stable_split(paragraphs, key=lambda p: p, fractions=fractions)
-    train, dev = split["train"], split["dev"]
-    if not dev:
-        train, dev = train[:-1], train[-1:]
-    return train, dev

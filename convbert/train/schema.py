@@ -43,7 +43,7 @@ class TrainerConfig:
     stop_after: int | None = None
     progress: bool = True
     num_workers: int = 0  # DataLoader worker processes reading batches (0: in the training process)
-    peak_tflops: float | None = None  # the device's peak, for the model FLOP utilisation (known CUDA GPUs: auto)
+    peak_tflops: float | None = None  # the device's peak for the model FLOP utilisation (known GPUs: auto)
 
 
 @dataclass
@@ -128,8 +128,8 @@ def check_trainer(node: Any, path: str) -> TrainerConfig:
         import torch
 
         cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
-        require(not cpu, f"{path}.precision", "fp16 needs a CUDA device (this run is on the CPU); use bf16 on "
-                "the CPU")
+        require(not cpu, f"{path}.precision", "fp16 needs a CUDA device (this run is on the CPU); use "
+                "bf16 on the CPU")
     require(t.grad_accum_steps >= 1, f"{path}.grad_accum_steps", "must be >= 1")
     require(t.num_workers >= 0, f"{path}.num_workers", "must be >= 0")
     require(t.peak_tflops is None or t.peak_tflops > 0, f"{path}.peak_tflops", "must be > 0 or null")

@@ -28,7 +28,7 @@ from convbert.hookspecs import hookimpl
 from convbert.labels import IGNORE_INDEX
 from convbert.train.model_config import embedding_width, vocab_size
 from convbert.train.schema import CorpusConfig
-from convbert.train.tasks.base import Features, StepContext, Task
+from convbert.train.tasks.base import StepContext, Task
 from convbert.train.token_masking import MaskingRule, draws, mask_tokens, step_draws
 
 DEV_MASK_SEED = 1234  # dev masks are the same at every evaluation and in every run

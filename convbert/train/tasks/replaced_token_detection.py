@@ -194,9 +194,10 @@ class ReplacedTokenDetection(MaskedLanguageModeling):
 
     def outputs(self, module, batch, rng):
         batch = self.inputs(batch, rng)
-        return module(input_ids=batch["input_ids"], corrupted_ids=batch["corrupted_ids"], labels=batch["labels"],
-                      attention_mask=batch["attention_mask"], rng=rng, judged=self.judged(batch),
-                      token_type_ids=batch.get("token_type_ids"), sample_uniforms=batch.get("sample_uniforms"))
+        return module(input_ids=batch["input_ids"], corrupted_ids=batch["corrupted_ids"],
+                      labels=batch["labels"], attention_mask=batch["attention_mask"], rng=rng,
+                      judged=self.judged(batch), token_type_ids=batch.get("token_type_ids"),
+                      sample_uniforms=batch.get("sample_uniforms"))
 
     def loss(self, module, batch, rng):
         out = self.outputs(module, batch, rng)
