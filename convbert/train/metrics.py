@@ -19,6 +19,69 @@ def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
     return sum(int(p == y) for p, y in zip(predictions, labels, strict=True)) / len(labels)
 
 
+def f1_binary(predictions: Sequence[int], labels: Sequence[int], positive: int = 1) -> float:
+    """F1 of the ``positive`` class (scikit-learn's ``f1_score`` default, GLUE's MRPC and QQP metric); 0 when
+    there is neither a predicted nor a true positive."""
+    pairs = list(zip(predictions, labels, strict=True))
+    tp = sum(p == positive and y == positive for p, y in pairs)
+    fp = sum(p == positive and y != positive for p, y in pairs)
+    fn = sum(p != positive and y == positive for p, y in pairs)
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def matthews_correlation(predictions: Sequence[int], labels: Sequence[int]) -> float:
+    """Matthews correlation coefficient, multiclass (Gorodkin's R_K, as scikit-learn's ``matthews_corrcoef``;
+    GLUE's CoLA metric); 0 when either side has a single class."""
+    classes = sorted(set(predictions) | set(labels))
+    index = {c: i for i, c in enumerate(classes)}
+    k = len(classes)
+    confusion = [[0] * k for _ in range(k)]
+    for p, y in zip(predictions, labels, strict=True):
+        confusion[index[y]][index[p]] += 1
+    t = [sum(row) for row in confusion]  # true counts per class
+    p_ = [sum(confusion[i][j] for i in range(k)) for j in range(k)]  # predicted counts
+    c, s = sum(confusion[i][i] for i in range(k)), sum(t)
+    cov_yp = c * s - sum(a * b for a, b in zip(t, p_, strict=True))
+    cov_pp = s * s - sum(b * b for b in p_)
+    cov_yy = s * s - sum(a * a for a in t)
+    return cov_yp / math.sqrt(cov_pp * cov_yy) if cov_pp and cov_yy else 0.0
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson's r (scipy's ``pearsonr``; STS-B's metric with Spearman's); nan for a constant side."""
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return float("nan")
+    n = len(x)
+    dx, dy = [a - sum(x) / n for a in x], [b - sum(y) / n for b in y]
+    sx, sy = max(map(abs, dx)), max(map(abs, dy))  # scaled first, as scipy: no underflow in the squares
+    if not sx or not sy:
+        return float("nan")
+    dx, dy = [a / sx for a in dx], [b / sy for b in dy]
+    norm = math.sqrt(sum(a * a for a in dx) * sum(b * b for b in dy))
+    r = sum(a * b for a, b in zip(dx, dy, strict=True)) / norm
+    return max(-1.0, min(1.0, r))
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties given their average rank (scipy's ``rankdata``)."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    result = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            result[i] = (start + end) / 2 + 1
+        start = end + 1
+    return result
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho: Pearson's r of the ranks (scipy's ``spearmanr``)."""
+    return pearson(ranks(x), ranks(y))
+
+
 def majority_accuracy(train_labels: Sequence[int], dev_labels: Sequence[int]) -> float:
     """Dev accuracy of always predicting the most frequent training label: the score to beat."""
     if not train_labels or not dev_labels:

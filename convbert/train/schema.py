@@ -75,6 +75,13 @@ class LabelledDataConfig:
 
 
 @dataclass
+class TextDataConfig(LabelledDataConfig):
+    """Labelled texts: one text per record, or a sentence pair (``text_fields: [sentence1, sentence2]``)."""
+
+    text_fields: list[str] = field(default_factory=lambda: ["text"])
+
+
+@dataclass
 class RunConfig:
     """The top level of the composed config (``model`` is checked by the registry, see model_config.py)."""
 
