@@ -47,7 +47,7 @@ def test_pearson_and_spearman_are_scipys(pairs):
 
 
 PAIRS = [("a man is playing a guitar", "a man plays music", 1), ("the cat sleeps", "a dog is running", 0),
-         ("two kids eat pizza in the park today", "children are eating", 1), ("it rains", "the sun shines", 0)]
+         ("two kids eat pizza in the park today", "children are eating", 1), ("it rains", "the sun is out", 0)]
 
 
 @pytest.fixture
@@ -87,7 +87,8 @@ def test_a_pair_task_trains_from_the_command_line_and_reports_glue_metrics(tmp_p
     overrides = ["pretrain=none", f"data.train_file={pair_files / 'train.jsonl'}",
                  f"data.dev_file={pair_files / 'dev.jsonl'}", "data.text_fields=[premise,hypothesis]",
                  "model.num_layers=1", "model.hidden_size=32", "model.num_heads=2",
-                 "model.intermediate_size=64", "model.embedding_size=16", "trainer.max_steps=2", "trainer.batch_size=4",
+                 "model.intermediate_size=64", "model.embedding_size=16", "trainer.max_steps=2",
+                 "trainer.batch_size=4",
                  "trainer.progress=false", "tokenizer=bert-base-uncased", "model.embedding.vocab_size=30522"]
     run(compose_config(overrides), tmp_path / "run")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
