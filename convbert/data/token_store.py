@@ -41,8 +41,8 @@ from convbert.errors import ConfigError, DataError
 
 FORMAT = 1
 SPLIT_NAMES = ("train", "dev")
-BLOCK_BYTES = 1 << 22  # text handed to a worker at a time (4 MiB)
-TEXTS_PER_BLOCK = 20_000  # records handed to a worker at a time (JSONL, parquet, datasets)
+BLOCK_BYTES = 1 << 20  # text handed to a worker at a time (1 MiB: small enough to keep every worker busy)
+TEXTS_PER_BLOCK = 2_000  # records handed to a worker at a time (JSONL, parquet, datasets)
 DEV_KEY = b"convbert-dev-split-v1"
 
 
@@ -441,8 +441,9 @@ def _tokenize_block(block: _Block) -> tuple[dict[str, tuple[np.ndarray, np.ndarr
     dev_fraction = _WORKER["dev_fraction"]
     encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    dev = [is_dev(p, dev_fraction) for p in paragraphs]
     for split in SPLIT_NAMES:
-        texts = [p for p in paragraphs if is_dev(p, dev_fraction) == (split == "dev")]
+        texts = [p for p, in_dev in zip(paragraphs, dev, strict=True) if in_dev == (split == "dev")]
         rows = [e.ids for e in encode(texts, add_special_tokens=False)] if texts else []
         lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
         ids = np.fromiter((i for r in rows for i in r), dtype=dtype, count=int(lengths.sum()))

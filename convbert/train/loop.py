@@ -232,8 +232,9 @@ def _whole(batch: Any) -> Any:
 def micro_batches(dataset: Any, steps: torch.Tensor, micro_size: int, num_workers: int,
                   pin_memory: bool) -> Iterator[list[dict[str, torch.Tensor]]]:
     """For each row of ``steps`` (this process's examples of one update), its micro-batches as tensors; with
-    ``num_workers`` a DataLoader reads them in worker processes (pinned memory for CUDA)."""
-    index_lists = [chunk.tolist() for row in steps for chunk in row.split(micro_size)]
+    ``num_workers`` a DataLoader reads them in worker processes (pinned memory for CUDA). Index lists are made
+    as they are read, so nothing per example of the epoch is held as Python objects."""
+    index_lists = (chunk.tolist() for row in steps for chunk in row.split(micro_size))
     per_step = -(-steps.shape[1] // micro_size) if len(steps) else 1
     if num_workers:
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=index_lists, num_workers=num_workers,
