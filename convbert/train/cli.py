@@ -39,11 +39,13 @@ HYDRA_OPTIONS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", 
 
 
 def group_options(group: str) -> list[str]:
-    """The options of a config group: its YAML files in the shipped tree and in the plugins' config dirs."""
+    """The options of a config group: its YAML files in the shipped tree and in the plugins' config dirs (in
+    subfolders too: ``task=glue/mrpc``)."""
     from convbert.registry import Registry
 
     roots = [CONF_DIR, *map(Path, Registry.default().config_dirs)]
-    return sorted({p.stem for root in roots for p in (root / group).glob("*.yaml")})
+    return sorted({p.relative_to(root / group).with_suffix("").as_posix()
+                   for root in roots for p in (root / group).rglob("*.yaml")})
 
 
 def check_group_option(key: str, group: str, value: str) -> None:
