@@ -176,3 +176,65 @@ def test_bad_glue_inputs_name_the_file_and_the_fix(glue_dir, tmp_path):
     (bad / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tonly a sentence\n")
     with pytest.raises(DataError, match=r"train.tsv:2: 2 column\(s\).*RTE"):
         train_glue(bad.parent, tmp_path / "run3", "rte")
+
+
+def test_layerwise_learning_rates_follow_electra(tmp_path):
+    from convbert import ConvBertConfig, ConvBertForSequenceClassification
+    from convbert.train.loop import make_optimizer
+    from convbert.train.schema import TrainerConfig
+
+    model = ConvBertForSequenceClassification(ConvBertConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=48,
+        embedding_size=16))
+    optimizer = make_optimizer(model, TrainerConfig(learning_rate=1.0, layerwise_lr_decay=0.5))
+    rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    names = dict(model.named_parameters())
+    # n = 3 layers: head 1, layer 2 (depth 3) 0.5^2, layer 0 (depth 1) 0.5^4, embeddings 0.5^5
+    assert rate[id(names["head.out_proj.weight"])] == 1.0
+    assert rate[id(next(p for n, p in names.items() if n.startswith("convbert.layers.2.")))] == 0.25
+    assert rate[id(next(p for n, p in names.items() if n.startswith("convbert.layers.0.")))] == 0.0625
+    assert rate[id(names["convbert.embeddings.word.weight"])] == 0.03125
+    decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] for p in g["params"]}
+    assert id(names["convbert.embeddings.norm.weight"]) not in decayed
+    assert id(names["head.dense.weight"]) in decayed
+
+
+def sweep(cwd, *overrides):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "CONVBERT_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    tiny = ["model.num_layers=1", "model.hidden_size=32", "model.num_heads=2", "model.intermediate_size=64",
+            "model.embedding_size=16", "trainer.max_steps=2", "trainer.batch_size=4",
+            "trainer.progress=false",
+            "tokenizer=bert-base-uncased", "model.embedding.vocab_size=30522", "hydra.sweep.dir=sweep"]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "convbert.train", "-m", *overrides, *tiny], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done, time.perf_counter() - started
+
+
+def test_the_glue_sweep_runs_every_task_and_reports_the_glue_score(glue_dir, tmp_path):
+    from convbert.train.report import report
+
+    _, seconds = sweep(tmp_path, "experiment=glue", f"data.data_dir={glue_dir}")
+    text = report(tmp_path / "sweep")
+    for task in TASKS.values():
+        assert f"| {task.folder} |" in text
+    assert "**GLUE score**" in text and "avg w/o WNLI" in text
+    print(f"experiment=glue on the test-format files: {seconds:.1f} s\n{text}")
+
+
+def test_a_glue_sweep_skips_a_task_the_folder_lacks(glue_dir, tmp_path):
+    import shutil
+
+    partial = tmp_path / "GLUE"
+    shutil.copytree(glue_dir / "RTE", partial / "RTE")
+    done, _ = sweep(tmp_path, "experiment=glue", f"data.data_dir={partial}", "task=glue/rte,glue/wnli")
+    assert "skipped" in done.stderr and "WNLI" in done.stderr
+    skipped = [p.parent.name for p in (tmp_path / "sweep").rglob("skipped.json")]
+    finished = [p.parent.name for p in (tmp_path / "sweep").rglob("summary.json")]
+    assert len(skipped) == 1 and len(finished) == 1

@@ -70,14 +70,18 @@ def glue_task(name: str, key: str = "task.glue_task") -> GlueTask:
     return TASKS[name]
 
 
+class MissingTaskData(ConfigError):
+    """The GLUE folder has no files for this task (a GLUE sweep skips the task)."""
+
+
 def task_folder(data_dir: str | Path, task: GlueTask, key: str = "data.data_dir") -> Path:
     """The task's folder: ``data_dir`` itself when it holds the task's files, else ``data_dir/<Folder>``."""
     root = Path(data_dir).expanduser()
     for folder in (root, root / task.folder):
         if (folder / "train.tsv").is_file() or (folder / task.dev_files[0]).is_file():
             return folder
-    raise ConfigError(f"{key}={data_dir}: no {task.folder}/train.tsv or {task.folder}/{task.dev_files[0]} "
-                      f"there; give the GLUE release's folder (holding {task.folder}/) or the {task.folder} "
+    raise MissingTaskData(f"{key}={data_dir}: no {task.folder}/train.tsv or "
+                          f"{task.folder}/{task.dev_files[0]} there; give the GLUE release's folder (holding {task.folder}/) or the {task.folder} "
                       "folder itself")
 
 

@@ -11,6 +11,7 @@ The configs ship inside the package (``convbert/conf``), so an installed wheel r
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import sys
 import time
@@ -185,8 +186,16 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
     hc = HydraConfig.get()
     overrides = [o[2:] if o.startswith("++") else o for o in hc.overrides.task]
+    from convbert.data.glue import MissingTaskData
+
     try:  # a sweep's job that diverged stays in the sweep (its summary says so); a single run fails
         return run(cfg, hc.runtime.output_dir, overrides, fail_on_divergence=hc.mode == RunMode.RUN)
+    except MissingTaskData as exc:  # experiment=glue over a GLUE folder without this task: the sweep goes on
+        if hc.mode == RunMode.RUN:
+            report_and_exit(PROG, exc)
+        print(f"{PROG}: skipped {' '.join(overrides)}: {exc}", file=sys.stderr, flush=True)
+        Path(hc.runtime.output_dir, "skipped.json").write_text(json.dumps({"reason": str(exc)}) + "\n")
+        return None
     except Interrupted as stop:  # Ctrl-C: the checkpoint is written and the resume command printed
         sys.exit(stop.exit_code)
     except (ConvBertError, OSError) as exc:  # the user's to fix: one line, no traceback; else a bug

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import math
 import random
+import re
 import signal
 import sys
 import threading
@@ -104,12 +105,36 @@ def linear_schedule(warmup: int, total: int):
     return factor
 
 
+def layer_depth(name: str, num_layers: int) -> int:
+    """A parameter's depth as ELECTRA's ``_get_layer_lrs`` counts it: embeddings 0, encoder layer i at i + 1,
+    the task head at num_layers + 2 (the encoder's parts above its layers, a final norm, at num_layers)."""
+    found = re.search(r"(?:^|\.)layers\.(\d+)\.", name)
+    if found:
+        return int(found.group(1)) + 1
+    if ".embeddings." in f".{name}":
+        return 0
+    if name.startswith("convbert.") or ".convbert." in name:
+        return num_layers
+    return num_layers + 2
+
+
 def make_optimizer(module: torch.nn.Module, t: TrainerConfig) -> torch.optim.AdamW:
-    """AdamW; biases and LayerNorm weights (the 1-D parameters) get no weight decay, as BERT."""
-    params = {id(p): p for p in module.parameters() if p.requires_grad}.values()
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """AdamW; biases and LayerNorm weights (the 1-D parameters) get no weight decay, as BERT. With
+    ``layerwise_lr_decay`` (ELECTRA's and ConvBERT's fine-tuning: 0.8), a parameter at depth d of an n-layer
+    encoder learns at lr x decay^(n + 2 - d): the head at lr, the top layer at lr x decay^2, the embeddings
+    at lr x decay^(n + 2)."""
+    named = {id(p): (n, p) for n, p in module.named_parameters() if p.requires_grad}.values()
+    layers = [int(m.group(1)) for n, _ in named if (m := re.search(r"(?:^|\.)layers\.(\d+)\.", n))]
+    num_layers = max(layers, default=-1) + 1
+    grouped: dict[tuple[bool, float], list[torch.nn.Parameter]] = {}
+    for name, p in named:
+        scale = 1.0 if t.layerwise_lr_decay is None else \
+            t.layerwise_lr_decay ** (num_layers + 2 - layer_depth(name, num_layers))
+        grouped.setdefault((p.dim() >= 2, scale), []).append(p)
+    groups = [{"params": params, "weight_decay": t.weight_decay if decays else 0.0,
+               "lr": t.learning_rate * scale}
+              for (decays, scale), params in sorted(grouped.items(),
+                                                    key=lambda kv: (not kv[0][0], -kv[0][1]))]
     # the fused kernel (CPU and CUDA) is much faster than the per-tensor loop torch picks for CPU tensors
     return torch.optim.AdamW(groups, lr=t.learning_rate, betas=tuple(t.adam_betas), eps=t.adam_eps,
                              fused=True)

@@ -25,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from convbert.errors import ConfigError
+from convbert.train.glue_report import glue_report
 from convbert.train.history import FILE as HISTORY_FILE
 from convbert.train.history import read_history
 from convbert.user_errors import user_errors_reported
@@ -42,7 +43,8 @@ def find_runs(root: Path) -> list[Path]:
 def incomplete_runs(root: Path) -> list[Path]:
     """Hydra job directories without a summary: killed, stopped or still running."""
     return sorted((p.parent.parent for p in root.rglob(".hydra/config.yaml")
-                   if not (p.parent.parent / "summary.json").exists()), key=_natural)
+                   if not (p.parent.parent / "summary.json").exists()
+                   and not (p.parent.parent / "skipped.json").exists()), key=_natural)
 
 
 def _fmt(value: Any) -> str:
@@ -238,6 +240,9 @@ def report(root: Path, out: Path | None = None) -> str:
         means = mean_rows(groups)
         text += "\nMean over seeds (± standard deviation):\n\n" + mean_markdown(means)
         (out / "report_by_config.csv").write_text(csv_text(means))
+    glue = glue_report(runs)
+    if glue:
+        text += "\nGLUE (dev, convbert/train/glue_report.py):\n\n" + glue
     (out / "report.md").write_text(text)
     plot(rows, runs, out / "report.png")
     return text

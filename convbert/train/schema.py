@@ -27,6 +27,7 @@ class TrainerConfig:
     eval_batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
+    layerwise_lr_decay: float | None = None  # fine-tuning: layer d of n learns at lr x this^(n + 2 - d)
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     adam_eps: float = 1e-6
     warmup_ratio: float = 0.1
@@ -137,6 +138,8 @@ def check_trainer(node: Any, path: str) -> TrainerConfig:
         cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
         require(not cpu, f"{path}.precision", "fp16 needs a CUDA device (this run is on the CPU); use "
                 "bf16 on the CPU")
+    require(t.layerwise_lr_decay is None or 0 < t.layerwise_lr_decay <= 1, f"{path}.layerwise_lr_decay",
+            "must be in (0, 1] or null, e.g. 0.8")
     require(t.grad_accum_steps >= 1, f"{path}.grad_accum_steps", "must be >= 1")
     require(t.num_workers >= 0, f"{path}.num_workers", "must be >= 0")
     require(t.peak_tflops is None or t.peak_tflops > 0, f"{path}.peak_tflops", "must be > 0 or null")

@@ -40,6 +40,8 @@ class GlueDataConfig:
     max_length: int = 128
     max_examples: int | None = None
     max_dev_examples: int | None = None
+    both_orders: bool = False  # train on every pair in both orders (the release's MRPC, QQP and STS-B recipe)
+    glue_task: str | None = None  # the task node's (conf/data/glue.yaml): so a missing folder is found first
 
 
 def glue_metrics(task: GlueTask, predictions: list[Any], labels: list[Any]) -> dict[str, float]:
@@ -83,6 +85,8 @@ class Glue(SequenceClassification):
             require(data.train_file is not None and data.dev_file is not None, f"{path}.data_dir",
                     "missing: give the GLUE release's folder (data.data_dir=GLUE), or data.train_file and "
                     "data.dev_file")
+        elif data.glue_task in TASKS:  # before anything runs (a GLUE sweep skips a task it lacks)
+            task_folder(data.data_dir, TASKS[data.glue_task], f"{path}.data_dir")
 
     def __init__(self, config: Any, tokenizer: Any, path: str = "task") -> None:
         super().__init__(config, tokenizer, path)
@@ -138,7 +142,10 @@ class Glue(SequenceClassification):
         train = self.records(data, "train")["train"]
         if not train:
             raise DataError(f"{self.task.folder}: no training records; check data.data_dir / data.train_file")
-        train = self.encode(subset(train, data.max_examples), data.max_length)
+        train = subset(train, data.max_examples)
+        if data.both_orders and "text_pair" in train[0]:
+            train = train + [{**r, "text": r["text_pair"], "text_pair": r["text"]} for r in train]
+        train = self.encode(train, data.max_length)
         dev_sets = {k: self.encode(subset(v, data.max_dev_examples), data.max_length)
                     for k, v in self.records(data, "dev").items()}
         dev = dev_sets.pop("dev")
