@@ -4,7 +4,8 @@ GLUE score and the 8-task average papers report.
 A task's score is the unweighted mean of its metrics, x 100 (MRPC and QQP: F1 and accuracy; STS-B: Pearson and
 Spearman; MNLI: matched and mismatched accuracy), as the GLUE leaderboard averages a task's metrics. The GLUE
 score is the mean of the nine task scores; "avg w/o WNLI" the mean of the other eight (ELECTRA's and
-ConvBERT's tables leave WNLI out). Several runs of a task (seeds) give the mean of their scores, with their number.
+ConvBERT's tables leave WNLI out). Several runs of a task (seeds) give the mean of their scores, with their
+number.
 """
 
 from __future__ import annotations
