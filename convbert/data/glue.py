@@ -81,8 +81,8 @@ def task_folder(data_dir: str | Path, task: GlueTask, key: str = "data.data_dir"
         if (folder / "train.tsv").is_file() or (folder / task.dev_files[0]).is_file():
             return folder
     raise MissingTaskData(f"{key}={data_dir}: no {task.folder}/train.tsv or {task.folder}/"
-                          f"{task.dev_files[0]} there; give the GLUE release's folder (holding {task.folder}/) "
-                          f"or the {task.folder} folder itself")
+                          f"{task.dev_files[0]} there; give the GLUE release's folder (holding "
+                          f"{task.folder}/) or the {task.folder} folder itself")
 
 
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
