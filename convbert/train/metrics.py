@@ -150,6 +150,58 @@ def squad_scores(prediction: str, answers: Sequence[str]) -> tuple[float, float]
     return best_em, best_f1
 
 
+def squad_v2(predictions: dict[str, str], no_answer_odds: dict[str, float],
+             answers: dict[str, Sequence[str]], threshold: float = 1.0) -> dict[str, float]:
+    """SQuAD v2.0's official scores (evaluate-v2.0.py), in percent: ``exact`` and ``f1`` (an empty prediction
+    is "no answer", right for a question without answers), the same over the answerable (``HasAns_``) and
+    unanswerable (``NoAns_``) questions, and ``best_exact`` / ``best_f1`` at the no-answer threshold on
+    ``no_answer_odds`` that maximises each (with that threshold). ``threshold`` is the official script's
+    ``na_prob_thresh``: a question whose odds exceed it counts as answered "no answer"."""
+    exact_raw, f1_raw, has_answer = {}, {}, {}
+    for qid, gold in answers.items():
+        gold = [a for a in gold if normalize_answer(a)] or [""]
+        has_answer[qid] = gold != [""]
+        exact_raw[qid], f1_raw[qid] = squad_scores(predictions.get(qid, ""), gold)
+
+    def thresholded(raw: dict[str, float]) -> dict[str, float]:
+        return {q: float(not has_answer[q]) if no_answer_odds.get(q, 0.0) > threshold else s
+                for q, s in raw.items()}
+
+    def mean(scores: dict[str, float], qids: list[str]) -> float:
+        return 100.0 * sum(scores[q] for q in qids) / len(qids) if qids else 0.0
+
+    exact, f1 = thresholded(exact_raw), thresholded(f1_raw)
+    qids = list(answers)
+    result = {"exact": mean(exact, qids), "f1": mean(f1, qids), "total": float(len(qids))}
+    for prefix, chosen in (("HasAns", [q for q in qids if has_answer[q]]),
+                           ("NoAns", [q for q in qids if not has_answer[q]])):
+        if chosen:
+            result.update({f"{prefix}_exact": mean(exact, chosen), f"{prefix}_f1": mean(f1, chosen),
+                           f"{prefix}_total": float(len(chosen))})
+    for name, raw in (("exact", exact_raw), ("f1", f1_raw)):
+        result[f"best_{name}"], result[f"best_{name}_thresh"] = _best_threshold(
+            predictions, raw, no_answer_odds, has_answer)
+    return result
+
+
+def _best_threshold(predictions: dict[str, str], raw: dict[str, float], odds: dict[str, float],
+                    has_answer: dict[str, bool]) -> tuple[float, float]:
+    """evaluate-v2.0.py's find_best_thresh: predict "no answer" for every question whose odds exceed a
+    threshold; the best score over the thresholds at each question's odds."""
+    score = best = sum(1 for q in raw if not has_answer[q])
+    threshold = 0.0
+    for qid in sorted(odds, key=odds.__getitem__):
+        if qid not in raw:
+            continue
+        if has_answer[qid]:
+            score += raw[qid]
+        elif predictions.get(qid):
+            score -= 1
+        if score > best:
+            best, threshold = score, odds[qid]
+    return 100.0 * best / max(1, len(raw)), threshold
+
+
 def squad(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -> dict[str, float]:
     """Mean exact match and F1 in [0, 1] over a data set."""
     if not predictions:

@@ -1,13 +1,23 @@
-"""Extractive question answering: the answer's span in the context, read in overlapping windows."""
+"""Extractive question answering: the answer's span in the context, read in overlapping windows.
+
+Data: the shipped cloze questions, JSON lines of flattened SQuAD records, or the official SQuAD v1.1 / v2.0
+JSON files (``data.train_file=train-v2.0.json``). With unanswerable questions (v2.0) a window without the answer,
+and an unanswerable question, point at [CLS]; a question's no-answer score is its lowest [CLS] score over its
+windows, and "no answer" is predicted when it beats the best span by more than ``null_score_threshold``. The
+run writes ``predictions.json`` (and ``null_odds.json`` for v2.0) in the form the official evaluation reads.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from convbert import data as shipped
+from convbert.data.squad import is_squad_file, read_squad_json
 from convbert.errors import ConfigError, DataError
 from convbert.hookspecs import hookimpl
 from convbert.train import metrics
@@ -20,6 +30,8 @@ class QuestionAnsweringConfig:
     max_answer_length: int = 30
     doc_stride: int | None = 32  # tokens shared by neighbouring windows of a long context; null: truncate
     max_question_length: int | None = 48  # a longer question keeps its first tokens; null: never cut
+    null_score_threshold: float = 0.0  # v2.0: predict no answer when null score - best span score > this
+    version_2: bool | None = None  # unanswerable questions; null: when the data has any
     head: Any = field(default_factory=lambda: {"name": "question_answering"})
 
 
@@ -38,6 +50,19 @@ class QuestionAnswering(Task):
     shipped_splits = (*shipped.SPLITS, "smoke")
     metric = "f1"
     greater_is_better = True
+
+    @classmethod
+    def read_file(cls, file: Path) -> list[dict[str, Any]]:
+        """An official SQuAD JSON file, or JSON lines of flattened records."""
+        if is_squad_file(file):
+            return read_squad_json(file)
+        return super().read_file(file)
+
+    def features(self, data):
+        train, dev = super().features(data)
+        answerless = any(not f["_answers"] for f in [*train, *dev])
+        self.version_2 = self.config.version_2 if self.config.version_2 is not None else answerless
+        return train, dev
 
     @classmethod
     def check_record(cls, record, where, seen):
@@ -86,7 +111,8 @@ class QuestionAnswering(Task):
             features.append({"input_ids": enc["input_ids"][n], "token_type_ids": enc["token_type_ids"][n],
                              "start_positions": start, "end_positions": end, "_offsets": offsets,
                              "_example": int(example), "_context": record["context"],
-                             "_answers": list(record["answers"]["text"])})
+                             "_answers": list(record["answers"]["text"]),
+                             "_id": str(record.get("id", example))})
         return features
 
     def _check_windows(self, max_length: int) -> None:
@@ -121,7 +147,9 @@ class QuestionAnswering(Task):
     @torch.no_grad()
     def evaluate(self, module, dev, batch_size, device, autocast):
         best: dict[int, tuple[float, str]] = {}  # example -> (score, text) of its best span over its windows
+        null: dict[int, float] = {}  # example -> its lowest [CLS] score over its windows
         answers: dict[int, list[str]] = {}
+        ids: dict[int, str] = {}
         for chunk, batch in self.batches(dev, batch_size, device):
             batch = {k: v for k, v in batch.items() if k not in ("start_positions", "end_positions")}
             with autocast:
@@ -129,12 +157,33 @@ class QuestionAnswering(Task):
             logits = zip(chunk, out.start_logits.float(), out.end_logits.float(), strict=True)
             for feature, starts, ends in logits:
                 example = feature["_example"]
-                answers[example] = feature["_answers"]
+                answers[example], ids[example] = feature["_answers"], feature.get("_id", str(example))
                 span = self._best_span(feature, starts, ends)
                 if example not in best or span[0] > best[example][0]:
                     best[example] = span
+                null[example] = min(null.get(example, float("inf")), float(starts[0] + ends[0]))
         order = sorted(answers)
-        return metrics.squad([best[e][1] for e in order], [answers[e] for e in order])
+        if not getattr(self, "version_2", False):
+            self.last_predictions = ({ids[e]: best[e][1] for e in order}, None)
+            return metrics.squad([best[e][1] for e in order], [answers[e] for e in order])
+        odds = {ids[e]: null[e] - best[e][0] for e in order}
+        predictions = {ids[e]: "" if odds[ids[e]] > self.config.null_score_threshold else best[e][1]
+                       for e in order}
+        self.last_predictions = (predictions, odds)
+        scores = metrics.squad_v2(predictions, odds, {ids[e]: answers[e] for e in order})
+        return {("exact_match" if k == "exact" else k): (v if k.endswith(("total", "thresh")) else v / 100)
+                for k, v in scores.items()}
+
+    def save(self, module, directory: Path, tokenizer: Any) -> None:
+        """The model, and the final dev predictions as the official evaluation reads them:
+        ``predictions.json`` ({question id: answer}) and, for v2.0, ``null_odds.json`` ({question id: no-answer score - best
+        span score})."""
+        super().save(module, directory, tokenizer)
+        predictions, odds = getattr(self, "last_predictions", ({}, None))
+        if predictions:
+            (directory.parent / "predictions.json").write_text(json.dumps(predictions, indent=1) + "\n")
+        if odds is not None:
+            (directory.parent / "null_odds.json").write_text(json.dumps(odds, indent=1) + "\n")
 
     def _best_span(self, feature, starts: torch.Tensor, ends: torch.Tensor) -> tuple[float, str]:
         """The highest start + end logit over the window's context spans, and that span's text."""
