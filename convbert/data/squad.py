@@ -49,8 +49,8 @@ def read_squad_json(path: str | Path) -> list[dict[str, Any]]:
                     if not isinstance(start, int) or context[start:start + len(text)] != text:
                         found = context[start:start + len(text)] if isinstance(start, int) else None
                         raise DataError(f"{path}: question {qid}: answer {text!r} is not at answer_start "
-                                        f"{start} of its context (which has {found!r} there); fix the offset or the "
-                                        "answer text")
+                                        f"{start} of its context (which has {found!r} there); fix the offset "
+                                        "or the answer text")
                 records.append({"id": qid, "title": article.get("title", ""), "context": context,
                                 "question": qa["question"],
                                 "answers": {"text": [a["text"] for a in answers],

@@ -1,10 +1,11 @@
 """Extractive question answering: the answer's span in the context, read in overlapping windows.
 
 Data: the shipped cloze questions, JSON lines of flattened SQuAD records, or the official SQuAD v1.1 / v2.0
-JSON files (``data.train_file=train-v2.0.json``). With unanswerable questions (v2.0) a window without the answer,
-and an unanswerable question, point at [CLS]; a question's no-answer score is its lowest [CLS] score over its
-windows, and "no answer" is predicted when it beats the best span by more than ``null_score_threshold``. The
-run writes ``predictions.json`` (and ``null_odds.json`` for v2.0) in the form the official evaluation reads.
+JSON files (``data.train_file=train-v2.0.json``). With unanswerable questions (v2.0) a window without the
+answer, and an unanswerable question, point at [CLS]; a question's no-answer score is its lowest [CLS] score
+over its windows, and "no answer" is predicted when it beats the best span by more than
+``null_score_threshold``. The run writes ``predictions.json`` (and ``null_odds.json`` for v2.0) in the form
+the official evaluation reads.
 """
 
 from __future__ import annotations
@@ -176,8 +177,8 @@ class QuestionAnswering(Task):
 
     def save(self, module, directory: Path, tokenizer: Any) -> None:
         """The model, and the final dev predictions as the official evaluation reads them:
-        ``predictions.json`` ({question id: answer}) and, for v2.0, ``null_odds.json`` ({question id: no-answer score - best
-        span score})."""
+        ``predictions.json`` ({question id: answer}) and, for v2.0, ``null_odds.json`` ({question id:
+        no-answer score - best span score})."""
         super().save(module, directory, tokenizer)
         predictions, odds = getattr(self, "last_predictions", ({}, None))
         if predictions:
