@@ -238,3 +238,47 @@ def test_a_glue_sweep_skips_a_task_the_folder_lacks(glue_dir, tmp_path):
     skipped = [p.parent.name for p in (tmp_path / "sweep").rglob("skipped.json")]
     finished = [p.parent.name for p in (tmp_path / "sweep").rglob("summary.json")]
     assert len(skipped) == 1 and len(finished) == 1
+
+
+def hugging_face_rows(task, records):
+    """The records as Hugging Face's ``glue`` dataset has them: its column names, labels as ClassLabel ids."""
+    rows = []
+    for r in records:
+        texts = [r["text"], *([r["text_pair"]] if "text_pair" in r else [])]
+        label = r["label"] if task.is_regression else task.labels.index(r["label"])
+        rows.append({**dict(zip(task.text_fields, texts, strict=True)), "label": label, "idx": r["index"]})
+    return rows
+
+
+@pytest.mark.parametrize("form", ["jsonl", "parquet", "datasets"])
+@pytest.mark.parametrize("name", list(TASKS))
+def test_every_task_reads_hugging_faces_columns_in_every_format(glue_dir, tmp_path, name, form):
+    from convbert.tokenization_fast import ConvBertTokenizerFast
+    from convbert.train.tasks.glue import Glue, GlueConfig
+
+    task = TASKS[name]
+    records = read_glue_tsv(glue_dir / task.folder / "train.tsv", task)
+    rows = hugging_face_rows(task, records)
+    if form == "jsonl":
+        path = tmp_path / "train.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pa = pytest.importorskip("pyarrow")
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(rows)
+        if form == "parquet":
+            path = tmp_path / "train.parquet"
+            pq.write_table(table, path)
+        else:
+            path = tmp_path / "train"
+            path.mkdir()
+            with pa.OSFile(str(path / "data-00000-of-00001.arrow"), "wb") as sink, \
+                    pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            files = [{"filename": "data-00000-of-00001.arrow"}]
+            (path / "state.json").write_text(json.dumps({"_data_files": files}))
+    glue = Glue(GlueConfig(glue_task=name, head={"name": "sequence_classification"}), ConvBertTokenizerFast())
+    read = glue.read_user_file(path)
+    assert [{k: r[k] for k in ("text", "text_pair", "label") if k in r} for r in read] == \
+        [{k: r[k] for k in ("text", "text_pair", "label") if k in r} for r in records]

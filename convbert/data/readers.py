@@ -207,6 +207,23 @@ def iter_column_texts(path: Path, field: str, key: str = "data.text_field") -> I
             yield _text_of(value, f"{path} row {row}", field, [field], key)
 
 
+def iter_table_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, row as a dict) of a JSON Lines file, a parquet file or a ``datasets`` directory, in order."""
+    kind = corpus_format(path)
+    if kind == "jsonl" or (kind == "text" and path.suffix == ".json"):
+        for number, record in iter_jsonl(path):
+            yield f"{path}:{number}", record
+        return
+    pa = _pyarrow(f"{path.name} ({kind})")
+    batches = (pa.parquet.ParquetFile(path).iter_batches() if kind == "parquet"
+               else (b for f in _datasets_files(path) for b in _arrow_batches(pa, f)))
+    row = 0
+    for batch in batches:
+        for record in batch.to_pylist():
+            row += 1
+            yield f"{path} row {row}", record
+
+
 def _text_of(value: Any, where: str, field: str, keys: Any, key: str) -> str:
     if isinstance(value, str):
         return value

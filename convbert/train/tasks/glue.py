@@ -14,13 +14,13 @@ from typing import Any
 import torch
 
 from convbert.checking import require
-from convbert.data import iter_jsonl
 from convbert.data.glue import TASKS, GlueTask, glue_task, parse_label, read_glue_tsv, task_folder
+from convbert.data.readers import iter_table_records
 from convbert.errors import ConfigError, DataError
 from convbert.hookspecs import hookimpl
 from convbert.train import metrics
-from convbert.train.records import subset, user_file
-from convbert.train.tasks.base import Features, Task, check_labels
+from convbert.train.records import subset
+from convbert.train.tasks.base import Features, check_labels
 from convbert.train.tasks.sequence_classification import SequenceClassification
 
 
@@ -80,7 +80,12 @@ class Glue(SequenceClassification):
 
     @classmethod
     def check_data(cls, data, path):
-        Task.check_data(data, path)
+        require(data.max_length >= 8, f"{path}.max_length", "must be >= 8 tokens")
+        for key in ("train_file", "dev_file"):  # a file, or a `datasets` directory
+            value = getattr(data, key)
+            if value is not None and not Path(value).expanduser().exists():
+                raise ConfigError(f"{path}.{key}={value!r}: no such file or directory (relative paths are "
+                                  f"relative to {Path.cwd()})")
         if data.data_dir is None:
             require(data.train_file is not None and data.dev_file is not None, f"{path}.data_dir",
                     "missing: give the GLUE release's folder (data.data_dir=GLUE), or data.train_file and "
@@ -102,7 +107,7 @@ class Glue(SequenceClassification):
         """{dev set name: records} of ``split`` ("train" or "dev"; MNLI's dev is matched and mismatched)."""
         file = data.train_file if split == "train" else data.dev_file
         if file is not None:
-            return {split: self.read_user_file(user_file(file, f"data.{split}_file"))}
+            return {split: self.read_user_file(Path(file).expanduser())}
         folder = task_folder(data.data_dir, self.task)
         names = ["train.tsv"] if split == "train" else list(self.task.dev_files)
         found = {}
@@ -116,13 +121,13 @@ class Glue(SequenceClassification):
         return found
 
     def read_user_file(self, file: Path) -> list[dict[str, Any]]:
-        """A GLUE TSV, or JSON lines with Hugging Face's columns (``sentence1``, ``sentence2``, ``label``)."""
+        """A GLUE TSV, or Hugging Face's GLUE columns (``sentence1``, ``sentence2``, ``label`` ...) in JSON
+        lines, a parquet file or a directory written by ``datasets``' ``save_to_disk``."""
         if ".tsv" in file.suffixes:
             return read_glue_tsv(file, self.task)
         fields = self.task.text_fields
         records = []
-        for number, record in iter_jsonl(file):
-            where = f"{file}:{number}"
+        for where, record in iter_table_records(file):
             missing = [k for k in (*fields, "label") if k not in record]
             if missing:
                 raise DataError(f"{where}: missing {missing}; {self.task.folder} records have "
