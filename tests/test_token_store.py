@@ -239,3 +239,14 @@ def test_windows_cover_the_tokens_with_two_segments_where_a_document_starts(tmp_
     assert two > len(windows) / 2, "most windows have two segments"
     batch = windows.batch([0, len(windows) - 1])
     assert batch["input_ids"].shape == (2, 24) and batch["attention_mask"][0].all()
+
+
+def test_a_killed_preparation_leaves_only_a_hidden_directory_that_the_next_one_removes(tmp_path, tokenizer):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(PARAGRAPHS) + "\n")
+    spec = spec_of(corpus)
+    stale = tmp_path / "cache" / f".{fingerprint(spec, tokenizer)}.partial-999999999"  # no such process
+    stale.mkdir(parents=True)
+    (stale / "train.bin").write_bytes(b"half")
+    store = ensure_store(spec, tokenizer, tmp_path / "cache", workers=1, progress=False)
+    assert not stale.exists() and store.num_documents("train") > 0

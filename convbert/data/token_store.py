@@ -218,6 +218,7 @@ def ensure_store(spec: CorpusSpec, tokenizer: Any, cache_dir: str | Path | None 
                           "directory") from None
     with _locked(root / f"{directory.name}.lock", say, spec):
         if not (directory / "meta.json").is_file():
+            _remove_stale_partials(directory)
             prepare(spec, tokenizer, directory, workers=workers, progress=progress, say=say)
     return TokenStore(directory)
 
@@ -235,6 +236,14 @@ def _locked(lock_file: Path, say: Callable[[str], None] | None, spec: CorpusSpec
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_stale_partials(directory: Path) -> None:
+    """Hidden directories left by a preparation that was killed (its process is gone): never used, removed."""
+    for partial in directory.parent.glob(f".{directory.name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and sys.platform == "linux":
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 def available_cpus() -> int:
