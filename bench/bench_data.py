@@ -79,6 +79,13 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
 def _memory(pid: int) -> tuple[int, int, str]:
     """(VmHWM, RssAnon) in kB and the command line of ``pid``."""
     try:
@@ -109,7 +116,10 @@ def launch(command: list[str], cwd: Path) -> dict:
                 first_step.append(time.perf_counter() - started)
             for pid in _descendants(process.pid):
                 hwm, anon, cmd = _memory(pid)
-                if "convbert.train" in cmd and "torch.distributed.run" not in cmd:
+                parent = _parent(pid)
+                training = pid == process.pid or _memory(parent)[2].startswith(
+                    f"{sys.executable} -m torch.distributed.run")  # a rank, not a tokenizing worker
+                if training and "convbert.train" in cmd and "torch.distributed.run" not in cmd:
                     peak = peaks.setdefault(pid, [0, 0])
                     peak[0], peak[1] = max(peak[0], hwm), max(peak[1], anon)
             time.sleep(0.05)

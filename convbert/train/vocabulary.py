@@ -93,7 +93,10 @@ def corpus_vocabulary_of(corpus: Any, size: int, progress: bool = True) -> dict[
     from convbert.data.token_store import CorpusSpec, ensure_store
 
     base = shipped_tokenizer()
-    say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     store = ensure_store(CorpusSpec.from_data(corpus), base, corpus.cache_dir,
                          workers=corpus.prepare_workers, progress=progress, say=say)
     counts = store.unigram_counts()

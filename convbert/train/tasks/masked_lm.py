@@ -98,7 +98,9 @@ class MaskedLanguageModeling(Task):
             store = TokenStore(self.store_directory)
             store.check_tokenizer(self.tokenizer)
             return store
-        say = (lambda line: print(line, file=sys.stderr, flush=True)) if self.progress else None
+        def say(line: str) -> None:  # whichever process prepares (or waits) says so; the bar is process 0's
+            print(line, file=sys.stderr, flush=True)
+
         return ensure_store(CorpusSpec.from_data(data), self.tokenizer, data.cache_dir,
                             workers=data.prepare_workers, progress=self.progress, say=say)
 
