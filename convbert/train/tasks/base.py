@@ -106,8 +106,13 @@ class Task:
         return node
 
     def check(self, composition: dict[str, Any]) -> None:
-        """Refuse a bad head (or generator) before any stage runs; builds nothing."""
+        """Refuse a bad head (or generator) before any stage runs, and a model that could not be saved after
+        training: the model is built on the meta device (no memory) and its save is checked."""
         self.model_config(composition)
+        with torch.device("meta"):
+            module = self.build(composition)
+        if hasattr(module, "saved_state_dict"):
+            module.saved_state_dict()
 
     def label_names(self) -> list[str] | None:
         """Names for config.json's id2label, when the task knows them."""
@@ -116,28 +121,29 @@ class Task:
     def model_config(self, composition: dict[str, Any]) -> tuple[ConvBertConfig, dict[str, Any]]:
         """The ConvBertConfig that rebuilds this task's model, head included, from config.json alone.
 
-        ``from_pretrained`` rebuilds the head from the flat fields (num_labels, classifier_dropout, summary_*
-        ...), so the task's head node is written into them, and refused if they cannot express it.
+        ``ConvBertConfig.from_composition`` describes the head: in Hugging Face's flat fields for its task
+        heads (num_labels, classifier_dropout, summary_* ...), whole in config.json's composition for any
+        other head. A Hugging Face head whose settings the flat fields cannot hold is refused here, so that
+        transformers, loading the saved model, builds the same head.
         """
         registry = training_registry()
         head = self.head_node(composition)
-        name = head["name"]
-        saved_as = registry.get("head", name, f"{self.path}.head").config_fields
-        fields = {saved_as[k]: v for k, v in head.items() if k in (saved_as or {})}
+        fields = {}
         names = self.label_names()
         if names and len(names) == head.get("num_labels"):
             fields["id2label"] = dict(enumerate(names))
-        config = ConvBertConfig.from_composition(composition, **fields)
-        if saved_as is not None:
+        config = ConvBertConfig.from_composition({**composition, "head": head}, registry, **fields)
+        saved = config.saved_head()
+        if saved is not None and registry.get("head", head["name"]).from_config is not None:
             _, ours = registry.parse("head", head, f"{self.path}.head")
-            _, saved = registry.parse("head", config.head_node(name), "config.json")
-            differ = [k for k, v in vars(ours).items() if getattr(saved, k) != v]
-            if differ:
-                raise ConfigError(
-                    f"{self.path}.head.{differ[0]}={getattr(ours, differ[0])!r} cannot be saved: "
-                    f"from_pretrained rebuilds this head from config.json, which gives "
-                    f"{getattr(saved, differ[0])!r} (the model's own setting); leave it at that value"
-                )
+            _, flat = registry.parse("head", ConvBertConfig(**{**config.to_dict(), "composition": None})
+                                     .head_node(head["name"], registry), "config.json")
+            differ = [k for k, v in vars(ours).items() if getattr(flat, k) != v]
+            raise ConfigError(
+                f"{self.path}.head.{differ[0]}={getattr(ours, differ[0])!r} cannot be saved: "
+                f"from_pretrained rebuilds this head from config.json, which gives "
+                f"{getattr(flat, differ[0])!r} (the model's own setting); leave it at that value"
+            )
         return config, head
 
     def build(self, composition: dict[str, Any]) -> nn.Module:
