@@ -180,10 +180,10 @@ class ConvBertConfig:
              "(set both False)")
 
     # -- composition ------------------------------------------------------------------------------
-    # config.json's ``composition`` holds what the flat fields cannot say: the whole encoder (its keys
-    # hidden_size, num_layers, embedding, layer ...) when Hugging Face's ConvBertConfig cannot describe it, and
-    # the ``head`` node when the flat fields cannot describe the head (a plugin head, registered with only its
-    # params dataclass and module). Either part may be there without the other.
+    # config.json's ``composition`` holds what the flat fields cannot say: the whole encoder (hidden_size,
+    # num_layers, embedding, layer ...) when Hugging Face's ConvBertConfig cannot say it, and the ``head``
+    # node when the flat fields cannot describe the head (a plugin head, registered with only its params
+    # dataclass and module). Either part may be there without the other.
     def _saved_encoder(self) -> dict[str, Any] | None:
         comp = self.composition
         if not comp or set(comp) <= {"head"}:
@@ -253,10 +253,10 @@ class ConvBertConfig:
             flat = sorted(name for name, s in _head_specs(registry).items() if s.from_config is not None)
             has = f"holds head {saved.get('name')!r}" if saved else "holds no head node"
             raise ConfigError(
-                f"head {head!r}: this config's composition {has}, and {head!r} is not one of the Hugging Face "
-                f"task heads that the flat fields describe ({', '.join(flat)}). Load the directory with the "
-                "model class of the head it was saved with, or with convbert.ConvBertWithHead.from_pretrained, "
-                "which builds whatever head a directory holds"
+                f"head {head!r}: this config's composition {has}, and {head!r} is not one of the Hugging "
+                f"Face task heads that the flat fields describe ({', '.join(flat)}). Load the directory with "
+                "the model class of the head it was saved with, or with "
+                "convbert.ConvBertWithHead.from_pretrained, which builds whatever head a directory holds"
             )
         return {"name": head, **spec.from_config(self)}
 
@@ -281,7 +281,7 @@ class ConvBertConfig:
                 if field == "num_labels":
                     self.num_labels = int(full[param])
                 else:
-                    if not hasattr(self, field):  # a field of the head's own, written back as transformers does
+                    if not hasattr(self, field):  # the head's own field, written back as transformers does
                         self._extra_keys = sorted({*self._extra_keys, field})
                     setattr(self, field, full.get(param))
             self.validate()

@@ -1,10 +1,14 @@
 """The registry: blocks (kind -> name -> BlockSpec) and training tasks (name -> TaskSpec), filled by plugins.
 
-Built-ins are plugins like any other: every module of ``convbert.blocks``, ``convbert.heads`` and
-``convbert.train.tasks`` that implements the ``convbert_register_blocks`` hook is found by a scan of those
-packages and loads first, so a new built-in is one new module (plus its YAML) and no list. Then every
-installed distribution's entry points in group ``convbert`` load (skipped when
-``CONVBERT_DISABLE_PLUGIN_AUTOLOAD=1``), then modules a composition names under ``plugins:``.
+Built-ins are plugins like any other: every module of ``convbert.blocks`` and ``convbert.heads`` that
+implements the ``convbert_register_blocks`` hook is found by a scan of those packages and loads first, so a
+new built-in is one new module (plus its YAML) and no list. Then every installed distribution's entry points
+in group ``convbert`` load (skipped when ``CONVBERT_DISABLE_PLUGIN_AUTOLOAD=1``), then modules a composition
+names under ``plugins:``.
+
+Two sides: blocks and heads (the model core) load with the registry; training tasks load the first time
+``tasks``, ``task()`` or ``config_dirs`` is used (the training side): the modules of ``convbert.train.tasks``,
+then every plugin's ``convbert_register_tasks`` hook. So building a model never imports ``convbert.train``.
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ KINDS = ("embedding", "mixer", "ffn", "layer", "head")
 ENTRY_POINT_GROUP = "convbert"
 DISABLE_AUTOLOAD_ENV = "CONVBERT_DISABLE_PLUGIN_AUTOLOAD"
 
-# Scanned for modules implementing the hook: the built-in blocks, task heads and training tasks.
-BUILTIN_PACKAGES = ("convbert.blocks", "convbert.heads", "convbert.train.tasks")
+# Scanned for modules implementing the hook: the built-in blocks and task heads (model side), the training
+# tasks (training side, loaded on first use).
+BUILTIN_PACKAGES = ("convbert.blocks", "convbert.heads")
+BUILTIN_TASK_PACKAGES = ("convbert.train.tasks",)
 HOOK = "convbert_register_blocks"
+TASKS_HOOK = "convbert_register_tasks"
 
 
 @dataclass(frozen=True)
@@ -89,10 +96,39 @@ class Registry:
     """Blocks by kind and name. ``Registry.default()`` is the process-wide one with every plugin loaded."""
 
     specs: dict[str, dict[str, BlockSpec]] = field(default_factory=lambda: {k: {} for k in KINDS})
-    tasks: dict[str, TaskSpec] = field(default_factory=dict)
-    config_dirs: list[str] = field(default_factory=list)  # plugins' Hydra config dirs, for the search path
+    _tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    _config_dirs: list[str] = field(default_factory=list)  # plugins' Hydra config dirs, for the search path
     _provider: tuple[str, str | None, str | None] = ("<direct>", None, None)
     _pm: pluggy.PluginManager | None = None
+    _tasks_pending: bool = False  # load_builtins ran: the training side loads on first use
+    _tasks_loaded: bool = False
+    _distributions: dict[str, str | None] = field(default_factory=dict)  # plugin name -> its distribution
+
+    # -- the training side, loaded on first use ---------------------------------------------------
+    @property
+    def tasks(self) -> dict[str, TaskSpec]:
+        """Training tasks by name (loads the training side on first use)."""
+        self.load_tasks()
+        return self._tasks
+
+    @property
+    def config_dirs(self) -> list[str]:
+        """Plugins' Hydra config dirs (loads the training side on first use: a task's config dir is added
+        by its hook)."""
+        self.load_tasks()
+        return self._config_dirs
+
+    def load_tasks(self) -> None:
+        """The training side: the built-in task modules, then every registered plugin's
+        ``convbert_register_tasks`` hook. Runs once, only after ``load_builtins``."""
+        if not self._tasks_pending or self._tasks_loaded:
+            return
+        self._tasks_loaded = True
+        for package_name in BUILTIN_TASK_PACKAGES:
+            self._scan(package_name)
+        pm = self.plugin_manager
+        for impl in pm.hook.convbert_register_tasks.get_hookimpls():
+            self._call(impl, pm.get_name(impl.plugin))
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -158,11 +194,11 @@ class Registry:
         missing = [a for a in ("config_class", "data_name", "data_class") if getattr(task, a, None) is None]
         if missing:
             raise PluginError(f"task {name!r} from {provider}: set {', '.join(missing)}")
-        existing = self.tasks.get(name)
+        existing = self._tasks.get(name)
         if existing is not None:
             raise _registered_twice(f"task {name!r}", existing, provider, dist)
         spec = TaskSpec(name, task, provider, dist, version)
-        self.tasks[name] = spec
+        self._tasks[name] = spec
         return spec
 
     def add_config_dir(self, path: str | os.PathLike) -> None:
@@ -173,8 +209,8 @@ class Registry:
         path = os.path.abspath(os.fspath(path))
         if not os.path.isdir(path):
             raise PluginError(f"{self._provider[0]}: config dir {path!r} does not exist")
-        if path not in self.config_dirs:
-            self.config_dirs.append(path)
+        if path not in self._config_dirs:
+            self._config_dirs.append(path)
 
     def register_plugin(
         self, plugin: object, name: str | None = None, distribution: str | None = None
@@ -189,34 +225,50 @@ class Registry:
             pm.check_pending()
         except (ValueError, pluggy.PluginValidationError) as exc:
             raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
+        self._distributions[name] = distribution
+        hooks = [pm.hook.convbert_register_blocks]
+        if self._tasks_loaded:  # the training side is up: a plugin registered now adds its tasks at once
+            hooks.append(pm.hook.convbert_register_tasks)
+        for hook in hooks:
+            for impl in hook.get_hookimpls():
+                if impl.plugin is plugin:
+                    self._call(impl, name)
+
+    def _call(self, impl: Any, name: str) -> None:
+        """Run one plugin's hook implementation with this registry, naming the plugin on failure."""
+        distribution = self._distributions.get(name)
         version = None
         if distribution is not None:
             try:
                 version = metadata.version(distribution)
             except metadata.PackageNotFoundError:
                 version = None
-        for impl in pm.hook.convbert_register_blocks.get_hookimpls():
-            if impl.plugin is plugin:
-                self._provider = (name, distribution, version)
-                try:
-                    impl.function(registry=self)
-                except (DuplicateBlockError, PluginError, ConfigError):
-                    raise
-                except Exception as exc:  # a plugin's own bug: name the plugin, keep the cause
-                    raise PluginError(
-                        f"plugin {name!r} failed while registering its blocks: {exc!r}"
-                    ) from exc
-                finally:
-                    self._provider = ("<direct>", None, None)
+        self._provider = (name, distribution, version)
+        try:
+            impl.function(registry=self)
+        except (DuplicateBlockError, PluginError, ConfigError):
+            raise
+        except Exception as exc:  # a plugin's own bug: name the plugin, keep the cause
+            raise PluginError(
+                f"plugin {name!r} failed while registering its {impl.function.__name__.split('_')[-1]}: "
+                f"{exc!r}"
+            ) from exc
+        finally:
+            self._provider = ("<direct>", None, None)
 
     def load_builtins(self) -> None:
-        """Register every module of the built-in packages that implements the hook (no list to keep)."""
+        """Register every module of the built-in packages that implements the hook (no list to keep); the
+        built-in training tasks follow on first use (``load_tasks``)."""
         for package_name in BUILTIN_PACKAGES:
-            package = importlib.import_module(package_name)
-            for info in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
-                module = importlib.import_module(info.name)
-                if hasattr(module, HOOK):
-                    self.register_plugin(module, info.name, distribution="convbert")
+            self._scan(package_name)
+        self._tasks_pending = True
+
+    def _scan(self, package_name: str) -> None:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
+            module = importlib.import_module(info.name)
+            if hasattr(module, HOOK) or hasattr(module, TASKS_HOOK):
+                self.register_plugin(module, info.name, distribution="convbert")
 
     def load_entry_points(self) -> None:
         """Load every installed distribution's entry points in group ``convbert``."""
@@ -311,7 +363,7 @@ def _plugins_line(registry: Registry) -> str:
     if not found:
         return "No plugin distributions are installed."
     loaded = {s.distribution for kind in registry.specs.values() for s in kind.values()}
-    loaded |= {s.distribution for s in registry.tasks.values()}
+    loaded |= {s.distribution for s in registry._tasks.values()}
     unloaded = [d for d in found if d not in loaded]
     why = "CONVBERT_DISABLE_PLUGIN_AUTOLOAD is set" if _autoload_disabled() else "not in this registry"
     off = f" (not loaded: {', '.join(unloaded)}; {why})" if unloaded else ""

@@ -1,5 +1,5 @@
-"""Write tests/fixtures/saved_by_<commit>/: config.json + weights saved by this commit's code, one directory per
-format, so later code can prove it still loads them (tests/test_saved_formats.py)."""
+"""Write tests/fixtures/saved_by_<commit>/: config.json + weights saved by this commit's code, one directory
+per format, so later code can prove it still loads them (tests/test_saved_formats.py)."""
 
 from __future__ import annotations
 
