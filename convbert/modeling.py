@@ -641,8 +641,10 @@ def _with_head_classes() -> list[type[ConvBertWithHead]]:
     return found
 
 
-def task_class_for(head: str) -> type[ConvBertWithHead]:
-    """The class that fixes ``head`` (``ConvBertFor*``, or a plugin's subclass), else the generic one."""
+def task_class_for(head: str, registry: Registry | None = None) -> type[ConvBertWithHead]:
+    """The class that fixes ``head`` (``ConvBertFor*``, or a plugin's subclass), else the generic one.
+    The registry is loaded first, so a plugin's model class, defined beside its head, is found."""
+    (registry or Registry.default()).get("head", head)
     return next((c for c in _with_head_classes() if c.__dict__.get("head_name") == head), ConvBertWithHead)
 
 
@@ -657,7 +659,8 @@ def build_model(composition: dict | Any, registry: Registry | None = None) -> Co
     if head is None:
         return ConvBertModel(composition=composition, registry=registry)
     name = head if isinstance(head, str) else head.get("name")
-    return task_class_for(name)(composition=composition, registry=registry)
+    registry = resolve_registry(parse_composition(composition), registry)
+    return task_class_for(name, registry)(composition=composition, registry=registry)
 
 
 # -- helpers --------------------------------------------------------------------------------------
