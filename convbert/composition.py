@@ -85,10 +85,14 @@ class BuildContext:
 
 
 def resolve_registry(composition: CompositionSchema, registry: Registry | None) -> Registry:
-    registry = registry or Registry.default()
-    if composition.plugins:
-        registry.load_modules(composition.plugins)
-    return registry
+    """The registry that builds ``composition``: the one passed in (its ``plugins:`` are loaded into it: the
+    caller's own), else the process-wide one, extended by those modules in a child registry, so that a
+    composition never changes the global."""
+    if registry is not None:
+        if composition.plugins:
+            registry.load_modules(composition.plugins)
+        return registry
+    return Registry.default().with_modules(composition.plugins)
 
 
 

@@ -186,9 +186,24 @@ class ConvBertConfig:
     # dataclass and module). Either part may be there without the other.
     def _saved_encoder(self) -> dict[str, Any] | None:
         comp = self.composition
-        if not comp or set(comp) <= {"head"}:
+        if not comp or set(comp) <= {"head", "plugins"}:
             return None
         return {k: v for k, v in comp.items() if k != "head"}
+
+    @property
+    def plugins(self) -> list[str]:
+        """The plugin modules the composition lists (``plugins:``), loaded before its blocks are looked up."""
+        return list((self.composition or {}).get("plugins") or [])
+
+    def _registry(self, registry: Any) -> Any:
+        """``registry``, or the process-wide one with this config's ``plugins:`` (a child registry)."""
+        if registry is not None:
+            if self.plugins:
+                registry.load_modules(self.plugins)
+            return registry
+        from convbert.registry import Registry
+
+        return Registry.default().with_modules(self.plugins)
 
     def saved_head(self) -> dict[str, Any] | None:
         """The head node saved whole in config.json's composition (None when the flat fields hold it)."""
@@ -200,6 +215,7 @@ class ConvBertConfig:
         saved = self._saved_encoder()
         if saved is not None:
             return copy.deepcopy(saved)
+        plugins = {"plugins": self.plugins} if self.plugins else {}
         ffn: dict[str, Any] = {"name": "dense", "intermediate_size": self.intermediate_size,
                                "activation": self.hidden_act}
         if self.num_groups > 1:
@@ -236,6 +252,7 @@ class ConvBertConfig:
                 },
                 "ffn": ffn,
             },
+            **plugins,
         }
 
     def head_node(self, head: str | None = None, registry: Any = None) -> dict[str, Any] | None:
@@ -248,9 +265,10 @@ class ConvBertConfig:
             return saved
         if head is None:
             return None
-        spec = _head_specs(registry).get(head)
+        specs = self._registry(registry).specs["head"]
+        spec = specs.get(head)
         if spec is None or spec.from_config is None:
-            flat = sorted(name for name, s in _head_specs(registry).items() if s.from_config is not None)
+            flat = sorted(name for name, s in specs.items() if s.from_config is not None)
             has = f"holds head {saved.get('name')!r}" if saved else "holds no head node"
             raise ConfigError(
                 f"head {head!r}: this config's composition {has}, and {head!r} is not one of the Hugging "
@@ -264,9 +282,7 @@ class ConvBertConfig:
         """Describe ``node`` (a head block node) in this config: in the flat fields when its registration
         says how (``config_fields`` / ``from_config``) and they rebuild it exactly, else saved whole in
         config.json's composition. Either way ``head_node(node["name"])`` gives it back."""
-        from convbert.registry import Registry
-
-        registry = registry if registry is not None else Registry.default()
+        registry = self._registry(registry)
         spec, params = registry.parse("head", node, "model.head")
         full = {"name": spec.name, **_asdict(params)}
         comp = dict(self.composition or {})
@@ -315,6 +331,8 @@ class ConvBertConfig:
         config = cls(**{**fields, **kwargs})
         if normalize_composition(config.encoder_composition(), registry) != normalized:
             config = cls(**{**fields, **kwargs, "composition": comp})
+        elif comp.get("plugins"):  # Hugging Face's fields, with the plugin modules its head may need
+            config.composition = {"plugins": list(comp["plugins"])}
         if head is not None:
             config.set_head({"name": head} if isinstance(head, str) else dict(head), registry)
         return config
@@ -428,12 +446,6 @@ class ConvBertConfig:
 
     def __repr__(self) -> str:
         return f"ConvBertConfig {self.to_json_string(use_diff=True)}"
-
-
-def _head_specs(registry: Any) -> dict[str, Any]:
-    from convbert.registry import Registry
-
-    return (registry if registry is not None else Registry.default()).specs["head"]
 
 
 def _asdict(params: Any) -> dict[str, Any]:

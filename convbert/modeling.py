@@ -529,7 +529,7 @@ class ConvBertWithHead(ConvBertPreTrainedModel):
             return cls
         head = config.saved_head()
         if head is not None:
-            return task_class_for(head["name"])
+            return task_class_for(head["name"], config._registry(None))
         for name in config.architectures or []:  # a Hugging Face task head, named by the saved class
             found = next((c for c in _with_head_classes() if c.__name__ == name), None)
             if found is not None:

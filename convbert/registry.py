@@ -18,6 +18,7 @@ import difflib
 import importlib
 import os
 import pkgutil
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -103,12 +104,16 @@ class Registry:
     _tasks_pending: bool = False  # load_builtins ran: the training side loads on first use
     _tasks_loaded: bool = False
     _distributions: dict[str, str | None] = field(default_factory=dict)  # plugin name -> its distribution
+    _parent: Registry | None = None  # a child (``with_modules``) sees its parent's registrations
+    _children: dict[tuple[str, ...], Registry] = field(default_factory=dict)
 
     # -- the training side, loaded on first use ---------------------------------------------------
     @property
-    def tasks(self) -> dict[str, TaskSpec]:
+    def tasks(self) -> Mapping[str, TaskSpec]:
         """Training tasks by name (loads the training side on first use)."""
         self.load_tasks()
+        if self._parent is not None:
+            return ChainMap(self._tasks, self._parent.tasks)
         return self._tasks
 
     @property
@@ -116,7 +121,24 @@ class Registry:
         """Plugins' Hydra config dirs (loads the training side on first use: a task's config dir is added
         by its hook)."""
         self.load_tasks()
+        if self._parent is not None:
+            return [*self._parent.config_dirs, *(d for d in self._config_dirs
+                                                 if d not in self._parent.config_dirs)]
         return self._config_dirs
+
+    def with_modules(self, modules: Iterable[str]) -> Registry:
+        """This registry plus the plugin modules a composition lists under ``plugins:``, as a child registry
+        (cached): the process-wide registry is never changed by a composition that passes through it."""
+        key = tuple(modules)
+        if not key:
+            return self
+        child = self._children.get(key)
+        if child is None:
+            child = Registry(specs={k: ChainMap({}, v) for k, v in self.specs.items()}, _parent=self,
+                             _tasks_pending=True)
+            child.load_modules(key)
+            self._children[key] = child
+        return child
 
     def load_tasks(self) -> None:
         """The training side: the built-in task modules, then every registered plugin's
@@ -124,7 +146,7 @@ class Registry:
         if not self._tasks_pending or self._tasks_loaded:
             return
         self._tasks_loaded = True
-        for package_name in BUILTIN_TASK_PACKAGES:
+        for package_name in BUILTIN_TASK_PACKAGES if self._parent is None else ():  # a child: its parent's
             self._scan(package_name)
         pm = self.plugin_manager
         for impl in pm.hook.convbert_register_tasks.get_hookimpls():
@@ -217,7 +239,7 @@ class Registry:
     ) -> None:
         """Register a plugin object or module (anything with a ``convbert_register_blocks`` hookimpl)."""
         pm = self.plugin_manager
-        if pm.is_registered(plugin):
+        if pm.is_registered(plugin) or (self._parent is not None and self._parent._has_plugin(plugin)):
             return  # importing a plugin module twice must not register its blocks twice
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         try:
@@ -233,6 +255,10 @@ class Registry:
             for impl in hook.get_hookimpls():
                 if impl.plugin is plugin:
                     self._call(impl, name)
+
+    def _has_plugin(self, plugin: object) -> bool:
+        return self.plugin_manager.is_registered(plugin) or (
+            self._parent is not None and self._parent._has_plugin(plugin))
 
     def _call(self, impl: Any, name: str) -> None:
         """Run one plugin's hook implementation with this registry, naming the plugin on failure."""

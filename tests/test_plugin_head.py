@@ -314,3 +314,34 @@ def test_building_the_plugin_head_imports_no_training_code(site: Path) -> None:
     env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_head_listed_under_plugins_saves_reloads_and_leaves_the_global_registry_alone(
+        site: Path, tmp_path: Path, monkeypatch) -> None:
+    """`plugins: [module]` in a composition: the model is built by a child of the process-wide registry, and
+    config.json keeps the module list beside the head, so the directory reloads."""
+    from convbert import ConvBertConfig, ConvBertWithHead, build_model
+    from convbert.registry import Registry
+
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("CONVBERT_DISABLE_PLUGIN_AUTOLOAD", "1")  # not as an entry point: by `plugins:` only
+    reset_default_registry()
+    try:
+        composition = ConvBertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=4, intermediate_size=32,
+                                     max_position_embeddings=24).to_composition()
+        model = build_model({**composition, "plugins": ["pair_score_plugin.plugin"],
+                             "head": {"name": "pair_score", "scale": 2.0}})
+        assert type(model).__name__ == "PairScoreModel" and model.config.hf_compatible
+        assert "pair_score" not in Registry.default().specs["head"]
+        model.save_pretrained(tmp_path)
+        saved = json.loads((tmp_path / "config.json").read_text())["composition"]
+        assert saved == {"plugins": ["pair_score_plugin.plugin"],
+                         "head": {"name": "pair_score", "dropout": 0.1, "scale": 2.0}}
+        again = ConvBertWithHead.from_pretrained(tmp_path)
+        assert type(again) is type(model) and again.head.scale == 2.0
+        assert "pair_score" not in Registry.default().specs["head"]
+        ids = torch.tensor([[2, 5, 6, 7]])
+        torch.testing.assert_close(again(input_ids=ids).logits, model.eval()(input_ids=ids).logits)
+    finally:
+        reset_default_registry()
