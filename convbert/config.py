@@ -455,40 +455,37 @@ def _asdict(params: Any) -> dict[str, Any]:
 
 
 def _flat_fields_of(comp: dict[str, Any]) -> dict[str, Any]:
-    """Best-effort flat fields of a composition (exact for Hugging Face's ConvBERT, approximate otherwise)."""
+    """Best-effort flat fields of a normalized composition (exact for Hugging Face's ConvBERT, approximate
+    otherwise). Every value comes from the composition, whose blocks' dataclasses hold the defaults; a field
+    the composition does not have keeps Hugging Face's default (HF_DEFAULTS): no default is written here."""
     emb = comp.get("embedding") or {}
     layer = comp.get("layer") or {}
     mixer = layer.get("mixer") or {}
     ffn = layer.get("ffn") or {}
-    parts = mixer.get("parts") or []
-    fields: dict[str, Any] = {
-        "hidden_size": comp["hidden_size"],
-        "num_hidden_layers": comp["num_layers"],
-        "layer_norm_eps": comp.get("layer_norm_eps", 1e-12),
-        "initializer_range": comp.get("initializer_range", 0.02),
-        "hidden_dropout_prob": layer.get("dropout", 0.1),
-    }
+    fields: dict[str, Any] = {"hidden_size": comp["hidden_size"], "num_hidden_layers": comp["num_layers"],
+                              "layer_norm_eps": comp["layer_norm_eps"],
+                              "initializer_range": comp["initializer_range"]}
+
+    def take(node: dict[str, Any], key: str, field: str) -> None:
+        if node.get(key) is not None:
+            fields[field] = node[key]
+
+    take(layer, "dropout", "hidden_dropout_prob")
     for key in ("vocab_size", "max_position_embeddings", "type_vocab_size", "pad_token_id"):
-        if key in emb:
-            fields[key] = emb[key]
+        take(emb, key, key)
     fields["embedding_size"] = emb.get("embedding_size") or comp["hidden_size"]
-    if "intermediate_size" in ffn:
-        fields["intermediate_size"] = ffn["intermediate_size"]
-    fields["num_groups"] = ffn.get("num_groups", 1)
-    if "activation" in ffn:
-        fields["hidden_act"] = ffn["activation"]
+    take(ffn, "intermediate_size", "intermediate_size")
+    take(ffn, "num_groups", "num_groups")
+    take(ffn, "activation", "hidden_act")
     if mixer.get("name") == "mixed":
-        if mixer.get("num_heads"):
-            fields["num_attention_heads"] = mixer["num_heads"]
-        if mixer.get("head_ratio"):
-            fields["head_ratio"] = mixer["head_ratio"]
-        for part in parts:
-            part = {"name": part} if isinstance(part, str) else part
-            if part.get("name") == "self_attention" and "dropout" in part:
-                fields["attention_probs_dropout_prob"] = part["dropout"]
+        take(mixer, "num_heads", "num_attention_heads")
+        take(mixer, "head_ratio", "head_ratio")
+        for part in mixer.get("parts") or []:
+            if part.get("name") == "self_attention":
+                take(part, "dropout", "attention_probs_dropout_prob")
             if part.get("name") == "span_conv":
-                fields["conv_kernel_size"] = part.get("kernel_size", 9)
-                fields["conv_mask_padding"] = part.get("mask_padding", False)
+                take(part, "kernel_size", "conv_kernel_size")
+                take(part, "mask_padding", "conv_mask_padding")
     elif mixer.get("name") == "self_attention" and mixer.get("num_heads"):
         fields["num_attention_heads"] = mixer["num_heads"]
         fields["head_ratio"] = 1

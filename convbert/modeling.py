@@ -498,9 +498,8 @@ class ConvBertWithHead(ConvBertPreTrainedModel):
             raise InputError(f"{type(self).__name__} has head {self.head_name!r}, the composition has "
                              f"{name!r}: build it with convbert.build_model or ConvBertWithHead")
         super().__init__(config)
-        encoder_composition = None if config.hf_compatible and composition == config.encoder_composition() \
-            else composition
-        self.convbert = ConvBertModel(config, composition=encoder_composition, registry=registry)
+        # built from the composition itself; the config only describes it (for config.json and transformers)
+        self.convbert = ConvBertModel(config, composition=composition, registry=registry)
         self.convbert._names_from_parent = True
         self.head = self.convbert.build_context.build("head", head, "head")
         self.init_weights()

@@ -45,3 +45,21 @@ def test_a_saved_directory_saves_again_and_reloads(directory: Path, tmp_path: Pa
     for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     assert again.config.to_dict() == model.config.to_dict()
+
+
+def test_a_composition_head_survives_a_save(tmp_path: Path) -> None:
+    """The head node of a composition is described by the config (before issue 26 a sequence_classification
+    head with num_labels=4 was saved with config.json's default 2 labels, and did not reload)."""
+    composition = convbert.ConvBertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1,
+                                          num_attention_heads=4, intermediate_size=32).to_composition()
+    composition["layer"]["norm"] = "pre"  # an encoder transformers cannot describe
+    for head in ({"name": "sequence_classification", "num_labels": 4},
+                 {"name": "sequence_classification", "num_labels": 3, "activation": "relu"},
+                 {"name": "token_classification", "num_labels": 7, "dropout": 0.3}):
+        model = convbert.build_model({**composition, "head": head}).eval()
+        model.save_pretrained(tmp_path / head["name"])
+        again = type(model).from_pretrained(tmp_path / head["name"])
+        assert again.config.num_labels == head["num_labels"]
+        assert again.head.num_labels == head["num_labels"]
+        ids = torch.tensor([[2, 5, 6, 7]])
+        torch.testing.assert_close(again(input_ids=ids).logits, model(input_ids=ids).logits)

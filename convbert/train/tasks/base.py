@@ -148,8 +148,10 @@ class Task:
 
     def build(self, composition: dict[str, Any]) -> nn.Module:
         """The module the loop trains (wrapped in DistributedDataParallel under torchrun)."""
-        config, head = self.model_config(composition)
-        return task_class_for(head["name"])(config, composition=composition, registry=training_registry())
+        config, head = self.model_config(composition)  # describes the model; the composition builds it
+        registry = training_registry()
+        return task_class_for(head["name"], registry)(config, composition={**composition, "head": head},
+                                                      registry=registry)
 
     def model_class_name(self) -> str:
         """The class that loads the saved model: ``<it>.from_pretrained(<run dir>/model)``."""
