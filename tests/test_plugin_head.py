@@ -89,6 +89,7 @@ PACKAGE = {
             record_fields = ("a", "b", "score")
             metric = "mse"
             greater_is_better = False
+            chance_level = "a regression's chance level: the variance of the training scores"
 
             @classmethod
             def check_record(cls, record, where, seen):

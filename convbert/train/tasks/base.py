@@ -54,6 +54,9 @@ class Task:
     shipped_splits: ClassVar[tuple[str, ...]] = SPLITS
     metric = "loss"
     greater_is_better = False
+    # what ``chance_loss`` is, in the "did not learn" verdict (a regression: "the variance of the training
+    # targets, the MSE of predicting their mean")
+    chance_level: ClassVar[str] = "the training loss of a model that learned nothing from its inputs"
 
     @classmethod
     def check_config(cls, config: Any, path: str) -> None:
@@ -219,6 +222,8 @@ class Task:
 class OneLabelPerExample:
     """For tasks whose features carry one class label each (``labels``): the majority-class baseline and the
     label entropy as the chance level of the training loss."""
+
+    chance_level = "the entropy of the training labels"
 
     def baseline(self, train: Features, dev: Features) -> dict[str, float]:
         return {"majority_accuracy": metrics.majority_accuracy([f["labels"] for f in train],

@@ -36,6 +36,7 @@ class SentimentIntensity(Task):
     load_shipped = staticmethod(load_split)
     metric = "pearson"
     greater_is_better = True
+    chance_level = "a regression's chance level: the variance of the training scores, the MSE of their mean"
 
     @classmethod
     def check_config(cls, config, path):
