@@ -27,13 +27,13 @@ from typing import Any
 import pluggy
 from omegaconf import DictConfig, OmegaConf
 
-from convbert import hookspecs
+from convbert import hookspecs, settings
 from convbert.checking import check_dataclass
 from convbert.errors import ConfigError, DuplicateBlockError, PluginError, UnknownBlockError
 
 KINDS = ("embedding", "mixer", "ffn", "layer", "head")
 ENTRY_POINT_GROUP = "convbert"
-DISABLE_AUTOLOAD_ENV = "CONVBERT_DISABLE_PLUGIN_AUTOLOAD"
+DISABLE_AUTOLOAD_ENV = settings.DISABLE_PLUGIN_AUTOLOAD
 
 # Scanned for modules implementing the hook: the built-in blocks and task heads (model side), the training
 # tasks (training side, loaded on first use).
@@ -397,7 +397,7 @@ def _plugins_line(registry: Registry) -> str:
 
 
 def _autoload_disabled() -> bool:
-    return os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip() in ("1", "true", "yes")
+    return settings.plugin_autoload_disabled()
 
 
 def _registered_twice(what: str, existing: BlockSpec | TaskSpec, provider: str,

@@ -84,3 +84,27 @@ def test_a_new_builtin_block_is_one_new_module(tmp_path: Path, monkeypatch) -> N
     registry = Registry()
     registry.load_builtins()
     assert registry.get("mixer", "identity_for_test").distribution == "convbert"
+
+
+def test_one_module_reads_every_convbert_variable_and_none_is_written_at_import() -> None:
+    """convbert/settings.py names and documents every CONVBERT_* variable; no other module of the package
+    reads one by its literal name, and no module writes the environment at import."""
+    import ast
+    import re
+
+    from convbert import settings
+
+    package = Path(convbert.__file__).resolve().parent
+    named = set()
+    for path in package.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        named |= set(re.findall(r"CONVBERT_[A-Z_]+", text))
+        if path.name != "settings.py":
+            assert not re.search(r"environ(\.get)?[\[(]\s*[\"']CONVBERT_", text), path
+        for node in ast.parse(text).body:  # module level: no os.environ writes, no putenv
+            source = ast.get_source_segment(text, node) or ""
+            if isinstance(node, (ast.Expr, ast.Assign)) and "environ" in source:
+                assert not re.search(r"environ(\[|\.setdefault|\.update)|putenv", source), (path, source)
+    assert named == set(settings.VARIABLES)
+    for name in settings.VARIABLES:
+        assert f"``{name}``" in settings.__doc__
