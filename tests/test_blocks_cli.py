@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from convbert.blocks_cli import main
+from convbert.cli.blocks import main
 from convbert.registry import reset_default_registry
 
 
@@ -82,7 +82,7 @@ def test_a_plugin_that_cannot_load_exits_2_with_its_name(capsys) -> None:
 
 def test_console_script() -> None:
     script = shutil.which("convbert-blocks")
-    command = [script] if script else [sys.executable, "-m", "convbert.blocks_cli"]
+    command = [script] if script else [sys.executable, "-m", "convbert.cli.blocks"]
     done = subprocess.run([*command, "--kind", "ffn"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert [line.split()[1] for line in done.stdout.splitlines()[1:]] == ["dense", "grouped"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import pkgutil
 import sys
 from pathlib import Path
+
+import pytest
 
 import convbert
 import convbert.blocks
@@ -108,3 +111,28 @@ def test_one_module_reads_every_convbert_variable_and_none_is_written_at_import(
     assert named == set(settings.VARIABLES)
     for name in settings.VARIABLES:
         assert f"``{name}``" in settings.__doc__
+
+
+@pytest.mark.parametrize("name", ["blocks", "predict", "export", "convert"])
+def test_the_command_line_programs_live_in_convbert_cli_and_their_old_names_still_import(name: str) -> None:
+    import importlib
+    import warnings
+
+    new = importlib.import_module(f"convbert.cli.{name}")
+    sys.modules.pop(f"convbert.{name}_cli", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = importlib.import_module(f"convbert.{name}_cli")
+    assert old is new and callable(old.main)
+    assert any(issubclass(w.category, DeprecationWarning) and f"convbert.cli.{name}" in str(w.message)
+               for w in caught)
+
+
+def test_console_scripts_point_into_convbert_cli() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert all(target.startswith("convbert.cli.") for target in scripts.values()), scripts
+    for target in scripts.values():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function))

@@ -285,11 +285,11 @@ def test_reloads_by_its_model_class_and_by_the_generic_loader(runs: dict[str, Pa
 
 
 def test_listed_with_its_distribution(site: Path) -> None:
-    heads = _run(site, "convbert.blocks_cli", "--kind", "head", "--json", cwd=site)
+    heads = _run(site, "convbert.cli.blocks", "--kind", "head", "--json", cwd=site)
     assert heads.returncode == 0, heads.stderr
     (head,) = [r for r in json.loads(heads.stdout) if r["name"] == "pair_score"]
     assert head["distribution"] == "pair-score-plugin" and head["params"] == {"dropout": 0.1, "scale": 5.0}
-    tasks = _run(site, "convbert.blocks_cli", "--kind", "task", cwd=site)
+    tasks = _run(site, "convbert.cli.blocks", "--kind", "task", cwd=site)
     assert tasks.returncode == 0, tasks.stderr
     assert "pair_score  (task=pair_score; provided by pair-score-plugin 0.1)" in tasks.stdout
     assert "head: pair_score; metric: mse (lower is better); records: a, b, score;" in tasks.stdout
@@ -309,7 +309,7 @@ def test_building_the_plugin_head_imports_no_training_code(site: Path) -> None:
         print(loaded)
         assert not loaded, loaded
     """)
-    proc = _run(site, "convbert.blocks_cli", "--kind", "head", cwd=site)  # the plugin is installed
+    proc = _run(site, "convbert.cli.blocks", "--kind", "head", cwd=site)  # the plugin is installed
     assert "pair_score" in proc.stdout
     env = {k: v for k, v in os.environ.items() if k != "CONVBERT_DISABLE_PLUGIN_AUTOLOAD"}
     env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
