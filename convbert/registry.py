@@ -106,6 +106,8 @@ class Registry:
     _distributions: dict[str, str | None] = field(default_factory=dict)  # plugin name -> its distribution
     _parent: Registry | None = None  # a child (``with_modules``) sees its parent's registrations
     _children: dict[tuple[str, ...], Registry] = field(default_factory=dict)
+    # normalize_composition's results with this registry (a composition's JSON -> its normalized form)
+    normalized: dict[str, dict] = field(default_factory=dict, repr=False, compare=False)
 
     # -- the training side, loaded on first use ---------------------------------------------------
     @property
