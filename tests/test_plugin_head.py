@@ -346,3 +346,25 @@ def test_a_head_listed_under_plugins_saves_reloads_and_leaves_the_global_registr
         torch.testing.assert_close(again(input_ids=ids).logits, model.eval()(input_ids=ids).logits)
     finally:
         reset_default_registry()
+
+
+def test_the_plan_checks_the_save_before_the_first_step(monkeypatch) -> None:
+    """plan_run builds every stage's model on the meta device and runs what save_pretrained would, so a
+    model that could not be saved is refused before training, not after it."""
+    from convbert.errors import CheckpointError
+    from convbert.modeling import ConvBertPreTrainedModel
+    from convbert.train.cli import compose_config
+    from convbert.train.job import plan_run
+
+    calls = []
+
+    def refuse(self, *args, **kwargs):
+        calls.append(type(self).__name__)
+        raise CheckpointError("no Hugging Face name for: head.extra")
+
+    cfg = compose_config(["pretrain=none", "task=sentiment", "model.num_layers=1", "model.layer.norm=post"])
+    plan_run(cfg)  # saves fine
+    monkeypatch.setattr(ConvBertPreTrainedModel, "saved_state_dict", refuse)
+    with pytest.raises(CheckpointError, match=r"head\.extra"):
+        plan_run(cfg)
+    assert calls == ["ConvBertForSequenceClassification"]
