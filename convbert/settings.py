@@ -54,6 +54,11 @@ def onednn_allowed() -> bool:
     return os.environ.get(ONEDNN, "1") != "0"
 
 
+def cache_dir() -> Path:
+    """convbert's cache directory: ``$XDG_CACHE_HOME/convbert`` (``~/.cache/convbert``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convbert"
+
+
 def kernel_cache() -> Path | None:
     """The kernel-choice cache file, or None when ``CONVBERT_KERNEL_CACHE`` switches it off."""
     value = os.environ.get(KERNEL_CACHE, "")
@@ -61,7 +66,7 @@ def kernel_cache() -> Path | None:
         return None
     if value:
         return Path(value)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convbert" / "kernels.json"
+    return cache_dir() / "kernels.json"
 
 
 def run_stamp() -> str | None:
