@@ -368,3 +368,74 @@ def test_the_plan_checks_the_save_before_the_first_step(monkeypatch) -> None:
     with pytest.raises(CheckpointError, match=r"head\.extra"):
         plan_run(cfg)
     assert calls == ["ConvBertForSequenceClassification"]
+
+
+OLD_STYLE = '''
+"""A plugin written against the docs before issue 26: flat config fields for its head, a task registered in
+the blocks hook, training names imported from their modules."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from convbert.hookspecs import hookimpl
+from convbert.outputs import SequenceClassifierOutput
+from convbert.train.tasks.base import Task
+
+
+@dataclass
+class OldParams:
+    num_labels: int = 2
+
+
+class OldHead(nn.Module):
+    def __init__(self, params, ctx):
+        super().__init__()
+        self.out = nn.Linear(ctx.hidden_size, params.num_labels)
+
+    def forward(self, hidden, labels=None):
+        return SequenceClassifierOutput(logits=self.out(hidden[:, 0]))
+
+
+@dataclass
+class OldTaskConfig:
+    name: str = "old_task"
+    head: Any = field(default_factory=lambda: {"name": "old_head", "num_labels": 3})
+
+
+class OldTask(Task):
+    name = "old_task"
+    config_class = OldTaskConfig
+    data_name = "old"
+
+
+@hookimpl
+def convbert_register_blocks(registry):
+    registry.register("head", "old_head", OldHead, OldParams, config_fields={"num_labels": "num_labels"},
+                      from_config=lambda c: {"num_labels": c.num_labels})
+    registry.register_task(OldTask)
+'''
+
+
+def test_a_plugin_written_against_the_old_docs_keeps_working(tmp_path: Path, monkeypatch) -> None:
+    from convbert import ConvBertConfig, ConvBertWithHead, build_model
+    from convbert.registry import Registry
+
+    (tmp_path / "old_style_plugin.py").write_text(OLD_STYLE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry()
+    registry.load_builtins()
+    registry.load_modules(["old_style_plugin"])
+    assert registry.task("old_task").task.name == "old_task"
+    composition = ConvBertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=4,
+                                 intermediate_size=32).to_composition()
+    model = build_model({**composition, "head": {"name": "old_head", "num_labels": 3}}, registry=registry)
+    assert model.config.num_labels == 3 and model.config.saved_head() is None  # in the flat fields, as before
+    model.save_pretrained(tmp_path / "saved")
+    again = ConvBertWithHead(ConvBertConfig.from_pretrained(tmp_path / "saved"),
+                             composition={**composition, "head": {"name": "old_head", "num_labels": 3}},
+                             registry=registry)
+    assert again.head.out.out_features == 3
+    assert ConvBertConfig.from_pretrained(tmp_path / "saved").head_node("old_head", registry) == {
+        "name": "old_head", "num_labels": 3}

@@ -63,3 +63,15 @@ def test_a_composition_head_survives_a_save(tmp_path: Path) -> None:
         assert again.head.num_labels == head["num_labels"]
         ids = torch.tensor([[2, 5, 6, 7]])
         torch.testing.assert_close(again(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+@pytest.mark.parametrize("directory", [p for p in SAVED if p.name != "hf_base"], ids=lambda p: p.name)
+def test_the_generic_loader_builds_the_class_a_directory_was_saved_with(directory: Path) -> None:
+    model = convbert.ConvBertWithHead.from_pretrained(directory)
+    assert type(model) is CLASSES[directory.name]
+
+
+def test_the_generic_loader_refuses_a_directory_without_a_head() -> None:
+    (base,) = [p for p in SAVED if p.name == "hf_base"]
+    with pytest.raises(convbert.InputError, match="names no head"):
+        convbert.ConvBertWithHead.from_pretrained(base)
