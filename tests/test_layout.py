@@ -136,3 +136,16 @@ def test_console_scripts_point_into_convbert_cli() -> None:
     for target in scripts.values():
         module, _, function = target.partition(":")
         assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_the_plugins_under_plugins_import_only_the_public_plugin_surface() -> None:
+    import ast
+
+    imported = set()
+    for path in (REPO / "plugins").glob("*/src/**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "convbert":
+                imported.add((path.name, node.module))
+            elif isinstance(node, ast.Import):
+                imported |= {(path.name, a.name) for a in node.names if a.name.split(".")[0] == "convbert"}
+    assert imported and {module for _, module in imported} == {"convbert.plugin"}, sorted(imported)
