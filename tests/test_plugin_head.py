@@ -439,3 +439,30 @@ def test_a_plugin_written_against_the_old_docs_keeps_working(tmp_path: Path, mon
     assert again.head.out.out_features == 3
     assert ConvBertConfig.from_pretrained(tmp_path / "saved").head_node("old_head", registry) == {
         "name": "old_head", "num_labels": 3}
+
+
+def test_fine_tuning_a_released_encoder_with_a_plugin_head_saves(runs: dict[str, Path], site: Path,
+                                                                 tmp_path: Path, plugin_on_path) -> None:
+    """init_from a base-model checkpoint in Hugging Face's layout (as a released one): the plugin head is
+    new, the run saves (encoder in transformers' names, the head under `head.`) and reloads."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from convbert import ConvBertModel, ConvBertWithHead
+
+    trained = runs["hf_layout"] / "model"
+    released = tmp_path / "released"
+    ConvBertWithHead.from_pretrained(trained).convbert.save_pretrained(released)
+    for file in trained.iterdir():
+        if "token" in file.name or file.name == "vocab.txt":
+            shutil.copy(file, released / file.name)
+    assert ConvBertModel.from_pretrained(released).config.architectures == ["ConvBertModel"]
+    data = [f"data.train_file={site / 'train.jsonl'}", f"data.dev_file={site / 'dev.jsonl'}"]
+    proc = _run(site, "convbert.train", *[a for a in TINY if not a.startswith("model.")], *data,
+                f"init_from={released}", "hydra.run.dir=from_released", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    saved = tmp_path / "from_released" / "model"
+    keys = set(load_file(saved / "model.safetensors"))
+    assert "convbert.encoder.layer.0.attention.self.query.weight" in keys and "head.score.weight" in keys
+    assert type(ConvBertWithHead.from_pretrained(saved)).__name__ == "PairScoreModel"
