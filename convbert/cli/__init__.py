@@ -2,6 +2,7 @@
 
     convbert-train    convbert.cli.train    -> convbert.train.cli (the Hydra entry point: training side)
     convbert-report   convbert.cli.report   -> convbert.train.report
+    convbert-prepare  convbert.cli.prepare  -> convbert.train.prepare_cli (issue 25)
     convbert-blocks   convbert.cli.blocks   the registered blocks and tasks, and the block contract suite
     convbert-predict  convbert.cli.predict  pipelines over JSON lines
     convbert-export   convbert.cli.export   ONNX / torch.export
