@@ -1,113 +1,15 @@
-"""``convbert-blocks``: what blocks are installed, with their parameters and provider, and do they all work.
-
-    convbert-blocks                      # table: kind, name, distribution (version), parameters=defaults
-    convbert-blocks --kind mixer --json  # the same as JSON, for scripts
-    convbert-blocks --check              # the block contract suite on every block; exit 1 on any failure
-
-The listing is the process-wide registry: built-ins, then every installed plugin's entry points (unless
-CONVBERT_DISABLE_PLUGIN_AUTOLOAD=1), plus the modules given with ``--plugin``.
-"""
+"""Moved to ``convbert.cli.blocks``; this old name stays importable (a deprecation warning says so)."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+import warnings
 
-from convbert.errors import ConvBertError
-from convbert.registry import KINDS, BlockSpec, Registry
-
-
-def describe(spec: BlockSpec) -> dict[str, Any]:
-    """One block as plain data: what the table prints and ``--json`` writes."""
-    return {
-        "kind": spec.kind,
-        "name": spec.name,
-        "distribution": spec.distribution,
-        "version": spec.version,
-        "provider": spec.provider,
-        "params": spec.defaults(),
-        "description": spec.description,
-    }
-
-
-def _format_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in params.items()) or "-"
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    headers = ("kind", "name", "provided by", "parameters (defaults)")
-    cells = [
-        (
-            r["kind"],
-            r["name"],
-            f"{r['distribution'] or r['provider']} {r['version'] or ''}".strip(),
-            _format_params(r["params"]),
-        )
-        for r in rows
-    ]
-    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers[:-1])]
-    lines = []
-    for row in (headers, *cells):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
-    return "\n".join(lines)
-
-
-def _check(registry: Registry, kind: str | None, as_json: bool) -> int:
-    from convbert.testing import check_all
-
-    results = {
-        key: result
-        for key, result in check_all(registry).items()
-        if kind is None or key.startswith(f"{kind}/")
-    }
-    failed = [key for key, result in results.items() if result != "ok"]
-    if as_json:
-        print(json.dumps(results, indent=2))
-    else:
-        width = max((len(key) for key in results), default=0)
-        for key, result in results.items():
-            print(f"{key.ljust(width)}  {'ok' if result == 'ok' else 'FAIL  ' + result}")
-        print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="convbert-blocks",
-        description="List the registered convbert blocks, or check them against their contract.",
-    )
-    parser.add_argument("--kind", choices=KINDS, help="only blocks of this kind")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument(
-        "--check", action="store_true", help="run the block contract suite; exit 1 if any block fails"
-    )
-    parser.add_argument(
-        "--plugin",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="also register this plugin module (as a config's `plugins:` list does)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        registry = Registry.default()
-        registry.load_modules(args.plugin)
-    except ConvBertError as exc:
-        print(f"convbert-blocks: error: {exc}", file=sys.stderr)
-        return 2
-    if args.check:
-        return _check(registry, args.kind, args.json)
-    rows = [describe(spec) for spec in registry.list_blocks(args.kind)]
-    try:
-        print(json.dumps(rows, indent=2, default=str) if args.json else _table(rows))
-    except BrokenPipeError:  # `convbert-blocks | head`: the reader left; silence the flush at exit
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
-
+from convbert.cli import blocks as _moved
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_moved.main())
+else:
+    warnings.warn("convbert.blocks_cli moved to convbert.cli.blocks; import it from there",
+                  DeprecationWarning, stacklevel=2)
+    sys.modules[__name__] = _moved

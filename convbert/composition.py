@@ -6,7 +6,9 @@ error carries the key path where it went wrong (``model.layer.mixer.parts.1.kern
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,10 +87,14 @@ class BuildContext:
 
 
 def resolve_registry(composition: CompositionSchema, registry: Registry | None) -> Registry:
-    registry = registry or Registry.default()
-    if composition.plugins:
-        registry.load_modules(composition.plugins)
-    return registry
+    """The registry that builds ``composition``: the one passed in (its ``plugins:`` are loaded into it: the
+    caller's own), else the process-wide one, extended by those modules in a child registry, so that a
+    composition never changes the global."""
+    if registry is not None:
+        if composition.plugins:
+            registry.load_modules(composition.plugins)
+        return registry
+    return Registry.default().with_modules(composition.plugins)
 
 
 
@@ -116,9 +122,16 @@ def _normalize_node(registry: Registry, kind: str, node: Any, path: str) -> Any:
 def normalize_composition(
     composition: Mapping[str, Any] | DictConfig, registry: Registry | None = None
 ) -> dict:
-    """The composition with every default filled in: equal results mean the same model."""
+    """The composition with every default filled in: equal results mean the same model.
+
+    Each registry keeps the results it gave (a run asks for the same composition several times: its plan,
+    each stage's check and build), so the work is done once per composition."""
     parsed = parse_composition(composition)
     registry = resolve_registry(parsed, registry)
+    key = json.dumps(dataclasses.asdict(parsed), sort_keys=True, default=repr)
+    done = registry.normalized.get(key)
+    if done is not None:
+        return copy.deepcopy(done)
     out = {
         "hidden_size": parsed.hidden_size,
         "num_layers": parsed.num_layers,
@@ -129,4 +142,5 @@ def normalize_composition(
     }
     if parsed.head is not None:
         out["head"] = _normalize_node(registry, "head", parsed.head, "model.head")
+    registry.normalized[key] = copy.deepcopy(out)
     return out

@@ -180,10 +180,42 @@ class ConvBertConfig:
              "(set both False)")
 
     # -- composition ------------------------------------------------------------------------------
+    # config.json's ``composition`` holds what the flat fields cannot say: the whole encoder (hidden_size,
+    # num_layers, embedding, layer ...) when Hugging Face's ConvBertConfig cannot say it, and the ``head``
+    # node when the flat fields cannot describe the head (a plugin head, registered with only its params
+    # dataclass and module). Either part may be there without the other.
+    def _saved_encoder(self) -> dict[str, Any] | None:
+        comp = self.composition
+        if not comp or set(comp) <= {"head", "plugins"}:
+            return None
+        return {k: v for k, v in comp.items() if k != "head"}
+
+    @property
+    def plugins(self) -> list[str]:
+        """The plugin modules the composition lists (``plugins:``), loaded before its blocks are looked up."""
+        return list((self.composition or {}).get("plugins") or [])
+
+    def _registry(self, registry: Any) -> Any:
+        """``registry``, or the process-wide one with this config's ``plugins:`` (a child registry)."""
+        if registry is not None:
+            if self.plugins:
+                registry.load_modules(self.plugins)
+            return registry
+        from convbert.registry import Registry
+
+        return Registry.default().with_modules(self.plugins)
+
+    def saved_head(self) -> dict[str, Any] | None:
+        """The head node saved whole in config.json's composition (None when the flat fields hold it)."""
+        head = (self.composition or {}).get("head")
+        return copy.deepcopy(dict(head)) if head is not None else None
+
     def encoder_composition(self) -> dict[str, Any]:
         """The registry composition of the encoder (embeddings and layers, no head)."""
-        if self.composition is not None:
-            return copy.deepcopy(dict(self.composition))
+        saved = self._saved_encoder()
+        if saved is not None:
+            return copy.deepcopy(saved)
+        plugins = {"plugins": self.plugins} if self.plugins else {}
         ffn: dict[str, Any] = {"name": "dense", "intermediate_size": self.intermediate_size,
                                "activation": self.hidden_act}
         if self.num_groups > 1:
@@ -220,25 +252,67 @@ class ConvBertConfig:
                 },
                 "ffn": ffn,
             },
+            **plugins,
         }
 
-    def head_node(self, head: str) -> dict[str, Any]:
-        """The head block node for one of the Hugging Face task heads, from the flat fields (each registered
-        head says how: ``from_config``)."""
-        from convbert.registry import Registry
-
-        heads = Registry.default().specs["head"]
-        spec = heads.get(head)
+    def head_node(self, head: str | None = None, registry: Any = None) -> dict[str, Any] | None:
+        """The node of the model's head: the one saved whole in config.json's composition when it is ``head``
+        (or ``head`` is None), else the Hugging Face task head ``head`` rebuilt from the flat fields (each
+        registered head with flat fields says how: ``from_config``). None when ``head`` is None and no head
+        is saved."""
+        saved = self.saved_head()
+        if saved is not None and (head is None or saved.get("name") == head):
+            return saved
+        if head is None:
+            return None
+        specs = self._registry(registry).specs["head"]
+        spec = specs.get(head)
         if spec is None or spec.from_config is None:
-            flat = sorted(name for name, s in heads.items() if s.from_config is not None)
-            raise ConfigError(f"unknown head {head!r}; the Hugging Face task heads are {', '.join(flat)}")
+            flat = sorted(name for name, s in specs.items() if s.from_config is not None)
+            has = f"holds head {saved.get('name')!r}" if saved else "holds no head node"
+            raise ConfigError(
+                f"head {head!r}: this config's composition {has}, and {head!r} is not one of the Hugging "
+                f"Face task heads that the flat fields describe ({', '.join(flat)}). Load the directory with "
+                "the model class of the head it was saved with, or with "
+                "convbert.ConvBertWithHead.from_pretrained, which builds whatever head a directory holds"
+            )
         return {"name": head, **spec.from_config(self)}
 
-    def to_composition(self, head: str | None = None) -> dict[str, Any]:
-        """The composition that builds the same model (with the named task head, if any)."""
+    def set_head(self, node: dict[str, Any], registry: Any = None) -> None:
+        """Describe ``node`` (a head block node) in this config: in the flat fields when its registration
+        says how (``config_fields`` / ``from_config``) and they rebuild it exactly, else saved whole in
+        config.json's composition. Either way ``head_node(node["name"])`` gives it back."""
+        registry = self._registry(registry)
+        spec, params = registry.parse("head", node, "model.head")
+        full = {"name": spec.name, **_asdict(params)}
+        comp = dict(self.composition or {})
+        comp.pop("head", None)
+        self.composition = comp or None
+        if spec.from_config is not None and spec.config_fields:
+            _, current = registry.parse("head", self.head_node(spec.name, registry), "config.json")
+            current = _asdict(current)
+            for param, field in spec.config_fields.items():
+                if full.get(param) == current.get(param):
+                    continue  # already what the fields give (classifier_dropout None stays None ...)
+                if field == "num_labels":
+                    self.num_labels = int(full[param])
+                else:
+                    if not hasattr(self, field):  # the head's own field, written back as transformers does
+                        self._extra_keys = sorted({*self._extra_keys, field})
+                    setattr(self, field, full.get(param))
+            self.validate()
+            _, rebuilt = registry.parse("head", self.head_node(spec.name, registry), "config.json")
+            if _asdict(rebuilt) == _asdict(params):
+                return
+        self.composition = {**comp, "head": full}
+
+    def to_composition(self, head: str | None = None, registry: Any = None) -> dict[str, Any]:
+        """The composition that builds the same model (with the named task head, if any; ``head=None``: with
+        the head saved in config.json's composition, if any)."""
         composition = self.encoder_composition()
-        if head is not None:
-            composition["head"] = self.head_node(head)
+        node = self.head_node(head, registry)
+        if node is not None:
+            composition["head"] = node
         return composition
 
     @classmethod
@@ -246,22 +320,28 @@ class ConvBertConfig:
         cls, composition: dict[str, Any], registry: Any = None, **kwargs: Any
     ) -> ConvBertConfig:
         """A config describing ``composition``: flat fields where Hugging Face's can express it, otherwise
-        the composition itself is kept (``hf_compatible`` is then False)."""
+        the composition itself is kept (``hf_compatible`` is then False). A ``head`` node is described too
+        (``set_head``)."""
         from convbert.composition import normalize_composition
 
         comp = copy.deepcopy(dict(composition))
-        comp.pop("head", None)
+        head = comp.pop("head", None)
         normalized = normalize_composition(comp, registry)  # validates every node first
         fields = _flat_fields_of(normalized)  # every default filled in, parts as a list
         config = cls(**{**fields, **kwargs})
         if normalize_composition(config.encoder_composition(), registry) != normalized:
             config = cls(**{**fields, **kwargs, "composition": comp})
+        elif comp.get("plugins"):  # Hugging Face's fields, with the plugin modules its head may need
+            config.composition = {"plugins": list(comp["plugins"])}
+        if head is not None:
+            config.set_head({"name": head} if isinstance(head, str) else dict(head), registry)
         return config
 
     @property
     def hf_compatible(self) -> bool:
-        """Whether Hugging Face's ConvBertConfig can describe this model (no custom composition)."""
-        return self.composition is None
+        """Whether Hugging Face's ConvBertConfig can describe this model's encoder (a head that it cannot
+        describe is saved in config.json's composition and its weights under their own prefix)."""
+        return self._saved_encoder() is None
 
     def require_hf_compatible(self) -> None:
         if not self.hf_compatible:
@@ -368,41 +448,44 @@ class ConvBertConfig:
         return f"ConvBertConfig {self.to_json_string(use_diff=True)}"
 
 
+def _asdict(params: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+
+
 def _flat_fields_of(comp: dict[str, Any]) -> dict[str, Any]:
-    """Best-effort flat fields of a composition (exact for Hugging Face's ConvBERT, approximate otherwise)."""
+    """Best-effort flat fields of a normalized composition (exact for Hugging Face's ConvBERT, approximate
+    otherwise). Every value comes from the composition, whose blocks' dataclasses hold the defaults; a field
+    the composition does not have keeps Hugging Face's default (HF_DEFAULTS): no default is written here."""
     emb = comp.get("embedding") or {}
     layer = comp.get("layer") or {}
     mixer = layer.get("mixer") or {}
     ffn = layer.get("ffn") or {}
-    parts = mixer.get("parts") or []
-    fields: dict[str, Any] = {
-        "hidden_size": comp["hidden_size"],
-        "num_hidden_layers": comp["num_layers"],
-        "layer_norm_eps": comp.get("layer_norm_eps", 1e-12),
-        "initializer_range": comp.get("initializer_range", 0.02),
-        "hidden_dropout_prob": layer.get("dropout", 0.1),
-    }
+    fields: dict[str, Any] = {"hidden_size": comp["hidden_size"], "num_hidden_layers": comp["num_layers"],
+                              "layer_norm_eps": comp["layer_norm_eps"],
+                              "initializer_range": comp["initializer_range"]}
+
+    def take(node: dict[str, Any], key: str, field: str) -> None:
+        if node.get(key) is not None:
+            fields[field] = node[key]
+
+    take(layer, "dropout", "hidden_dropout_prob")
     for key in ("vocab_size", "max_position_embeddings", "type_vocab_size", "pad_token_id"):
-        if key in emb:
-            fields[key] = emb[key]
+        take(emb, key, key)
     fields["embedding_size"] = emb.get("embedding_size") or comp["hidden_size"]
-    if "intermediate_size" in ffn:
-        fields["intermediate_size"] = ffn["intermediate_size"]
-    fields["num_groups"] = ffn.get("num_groups", 1)
-    if "activation" in ffn:
-        fields["hidden_act"] = ffn["activation"]
+    take(ffn, "intermediate_size", "intermediate_size")
+    take(ffn, "num_groups", "num_groups")
+    take(ffn, "activation", "hidden_act")
     if mixer.get("name") == "mixed":
-        if mixer.get("num_heads"):
-            fields["num_attention_heads"] = mixer["num_heads"]
-        if mixer.get("head_ratio"):
-            fields["head_ratio"] = mixer["head_ratio"]
-        for part in parts:
-            part = {"name": part} if isinstance(part, str) else part
-            if part.get("name") == "self_attention" and "dropout" in part:
-                fields["attention_probs_dropout_prob"] = part["dropout"]
+        take(mixer, "num_heads", "num_attention_heads")
+        take(mixer, "head_ratio", "head_ratio")
+        for part in mixer.get("parts") or []:
+            if part.get("name") == "self_attention":
+                take(part, "dropout", "attention_probs_dropout_prob")
             if part.get("name") == "span_conv":
-                fields["conv_kernel_size"] = part.get("kernel_size", 9)
-                fields["conv_mask_padding"] = part.get("mask_padding", False)
+                take(part, "kernel_size", "conv_kernel_size")
+                take(part, "mask_padding", "conv_mask_padding")
     elif mixer.get("name") == "self_attention" and mixer.get("num_heads"):
         fields["num_attention_heads"] = mixer["num_heads"]
         fields["head_ratio"] = 1

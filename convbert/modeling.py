@@ -55,12 +55,45 @@ class ConvBertPreTrainedModel(nn.Module):
         if self._names_from_parent or not self.config.hf_compatible:
             return state
         keys = [k for k in state if k.startswith(prefix)]
-        mapped, unmapped = hf_keys.to_hf({k[len(prefix):]: state[k] for k in keys}, self.head_name)
-        if unmapped:  # a head transformers does not have: keep our names rather than half of each
+        mapped, unmapped = self._to_hf_names({k[len(prefix):]: state[k] for k in keys})
+        if unmapped:  # a block transformers does not have: keep our names rather than half of each
             return state
         for key in keys:
             del state[key]
         state.update((prefix + k, v) for k, v in mapped.items())
+        return state
+
+    @property
+    def head_block(self) -> str | None:
+        """The registered name of this model's head (None for the base model)."""
+        head = getattr(self, "head", None)
+        return self.head_name or getattr(head, "block_name", None)
+
+    def _to_hf_names(self, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """Our names -> transformers' for the encoder and a Hugging Face task head; a head transformers does
+        not have (a plugin's) keeps its weights under its own prefix ``head.``, so transformers loads the
+        encoder and reports those keys as unexpected. Returns (state, our keys with no name there)."""
+        head = self.head_block
+        mapped, unmapped = hf_keys.to_hf(state, head)
+        if head is not None and head not in hf_keys.HEAD_RULES:
+            mapped.update((k, state[k]) for k in unmapped if k.startswith("head."))
+            unmapped = [k for k in unmapped if not k.startswith("head.")]
+        return mapped, unmapped
+
+    def saved_state_dict(self, state_dict: dict[str, torch.Tensor] | None = None,
+                         hf_format: bool | None = None) -> dict[str, torch.Tensor]:
+        """The tensors ``save_pretrained`` writes, under the names it writes them; raises what saving would
+        (run on the meta device, it checks a save before any training: ``Task.check``)."""
+        if hf_format is None:
+            hf_format = self.config.hf_compatible
+        state = self._own_names(dict(state_dict if state_dict is not None else self.own_state_dict()))
+        if hf_format:
+            self.config.require_hf_compatible()
+            if self._decoder_is_tied():
+                state.pop("head.decoder.weight", None)
+            state, unmapped = self._to_hf_names(state)
+            if unmapped:
+                raise CheckpointError(f"no Hugging Face name for: {', '.join(unmapped)}")
         return state
 
     def own_state_dict(self) -> dict[str, torch.Tensor]:
@@ -234,16 +267,7 @@ class ConvBertPreTrainedModel(nn.Module):
         if not is_main_process:
             return
         path = Path(save_directory)
-        if hf_format is None:
-            hf_format = self.config.hf_compatible
-        state = self._own_names(dict(state_dict if state_dict is not None else self.own_state_dict()))
-        if hf_format:
-            self.config.require_hf_compatible()
-            if self._decoder_is_tied():
-                state.pop("head.decoder.weight", None)
-            state, unmapped = hf_keys.to_hf(state, self.head_name)
-            if unmapped:
-                raise CheckpointError(f"no Hugging Face name for: {', '.join(unmapped)}")
+        state = self.saved_state_dict(state_dict, hf_format)
         self.config.architectures = [type(self).__name__]
         self.config.dtype = self.dtype
         self.config.save_pretrained(path)
@@ -281,13 +305,19 @@ class ConvBertPreTrainedModel(nn.Module):
             for key, value in kwargs.items():
                 setattr(config, key, value)
         path = resolve_pretrained(pretrained_model_name_or_path, for_what="model", **hub_kwargs)
-        model = cls(config)
+        model = cls._class_for(config)(config)
         state, source = load_state_dict_dir(path)
         model.load_checkpoint_state(state, source, ignore_mismatched_sizes=ignore_mismatched_sizes)
         target = _resolve_dtype(torch_dtype if torch_dtype is not None else dtype, state)
         if target is not None and target != model.dtype:
             model.to(target)
         return model.eval()  # as transformers: dropout off until the caller trains
+
+    @classmethod
+    def _class_for(cls, config: ConvBertConfig) -> type[ConvBertPreTrainedModel]:
+        """The class ``from_pretrained`` builds for ``config`` (the generic ``ConvBertWithHead`` picks the
+        class of the head the directory holds)."""
+        return cls
 
     def load_checkpoint_state(
         self,
@@ -300,10 +330,13 @@ class ConvBertPreTrainedModel(nn.Module):
         # older transformers checkpoints also saved these constant buffers
         state = {k: v for k, v in state.items() if not k.endswith(_HF_BUFFERS)}
         prefix = hf_keys.PREFIX
-        if any(k in ours or k.removeprefix(prefix) in ours or prefix + k in ours for k in state):  # our names
+        if any(k in ours or k.removeprefix(prefix) in ours or prefix + k in ours
+               for k in state if not k.startswith("head.")):  # our names
             mapped, unmapped = self._adapt_own_prefix(state, ours)
-        else:
-            mapped, unmapped = hf_keys.from_hf(state, self.head_name)
+        else:  # transformers' names, a plugin head's weights under their own prefix `head.`
+            mapped, unmapped = hf_keys.from_hf(state, self.head_block)
+            mapped.update((k, state[k]) for k in unmapped if k.startswith("head.") and k in ours)
+            unmapped = [k for k in unmapped if k not in mapped]
         tied = {"head.decoder.weight"} if self._decoder_is_tied() else set()
         mismatch = KeyMismatch.sort(missing=[k for k in ours if k not in mapped and k not in tied],
                                     unexpected=unmapped, head_prefixes=(*hf_keys.HF_HEAD_PREFIXES, "head."))
@@ -327,9 +360,10 @@ class ConvBertPreTrainedModel(nn.Module):
         """A state dict of this model in either naming -> ours (e.g. what ``transformers.Trainer`` passes
         to ``save_pretrained``, taken from ``state_dict()``)."""
         ours = self.own_state_dict()
-        if not state or not self.config.hf_compatible or any(k in ours for k in state):
+        if not state or not self.config.hf_compatible or any(k in ours for k in state
+                                                             if not k.startswith("head.")):
             return state
-        mapped, unmapped = hf_keys.from_hf(state, self.head_name)
+        mapped, unmapped = hf_keys.from_hf(state, self.head_block)
         return {**mapped, **{k: state[k] for k in unmapped}}
 
     def _adapt_own_prefix(self, state, ours):
@@ -449,19 +483,23 @@ class ConvBertWithHead(ConvBertPreTrainedModel):
     ) -> None:
         if composition is None:
             config = config if config is not None else ConvBertConfig()
-            composition = config.to_composition(self.head_name)
+            composition = config.to_composition(self.head_name, registry)
         elif config is None:
             config = ConvBertConfig.from_composition(composition, registry)
         composition = dict(composition)
         head = composition.pop("head", None)
         if head is None:
-            head = config.head_node(self.head_name) if self.head_name else None
+            head = config.head_node(self.head_name, registry)
         if head is None:
-            raise InputError(f"{type(self).__name__} needs a composition with a `head:` node")
+            raise InputError(f"{type(self).__name__} needs a composition with a `head:` node (or a config "
+                             "whose composition holds one)")
+        name = head if isinstance(head, str) else head.get("name")
+        if self.head_name is not None and name != self.head_name:
+            raise InputError(f"{type(self).__name__} has head {self.head_name!r}, the composition has "
+                             f"{name!r}: build it with convbert.build_model or ConvBertWithHead")
         super().__init__(config)
-        encoder_composition = None if config.hf_compatible and composition == config.encoder_composition() \
-            else composition
-        self.convbert = ConvBertModel(config, composition=encoder_composition, registry=registry)
+        # built from the composition itself; the config only describes it (for config.json and transformers)
+        self.convbert = ConvBertModel(config, composition=composition, registry=registry)
         self.convbert._names_from_parent = True
         self.head = self.convbert.build_context.build("head", head, "head")
         self.init_weights()
@@ -483,6 +521,30 @@ class ConvBertWithHead(ConvBertPreTrainedModel):
                 output_attentions, output_hidden_states) -> BaseModelOutput:
         return self.convbert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                              output_attentions, output_hidden_states, return_dict=True)
+
+    @classmethod
+    def _class_for(cls, config: ConvBertConfig) -> type[ConvBertPreTrainedModel]:
+        if cls.head_name is not None:
+            return cls
+        head = config.saved_head()
+        if head is not None:
+            return task_class_for(head["name"], config._registry(None))
+        for name in config.architectures or []:  # a Hugging Face task head, named by the saved class
+            found = next((c for c in _with_head_classes() if c.__name__ == name), None)
+            if found is not None:
+                return found
+        raise InputError("this config.json names no head (no head node in its composition, no ConvBertFor* "
+                         "class in `architectures`): load it with ConvBertModel or the ConvBertFor* class "
+                         "of its task")
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None,
+                head_mask=None, **head_inputs):
+        """The encoder, then the head with ``head_inputs`` (its own keyword arguments: ``labels`` ...).
+        A plugin's subclass may fix the signature as the ConvBertFor* classes do."""
+        encoded = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               output_attentions, output_hidden_states)
+        return self._finish(self.head(encoded.last_hidden_state, **head_inputs), encoded, return_dict)
 
     def _finish(self, head_out: ModelOutput, encoded: BaseModelOutput, return_dict: bool | None):
         head_out.hidden_states = encoded.hidden_states
@@ -568,15 +630,21 @@ class ConvBertForMultipleChoice(ConvBertWithHead):
         return self._finish(out, encoded, return_dict)
 
 
-def task_class_for(head: str) -> type[ConvBertWithHead]:
-    """The class that fixes ``head`` (``ConvBertFor*``, or a plugin's subclass), else the generic one."""
-    pending = list(ConvBertWithHead.__subclasses__())
+def _with_head_classes() -> list[type[ConvBertWithHead]]:
+    """Every subclass of ConvBertWithHead, breadth first: the built-in classes before subclasses of them."""
+    found, pending = [], list(ConvBertWithHead.__subclasses__())
     while pending:
-        cls = pending.pop(0)  # breadth first: the built-in classes before subclasses of them
-        if cls.__dict__.get("head_name") == head:
-            return cls
+        cls = pending.pop(0)
+        found.append(cls)
         pending += cls.__subclasses__()
-    return ConvBertWithHead
+    return found
+
+
+def task_class_for(head: str, registry: Registry | None = None) -> type[ConvBertWithHead]:
+    """The class that fixes ``head`` (``ConvBertFor*``, or a plugin's subclass), else the generic one.
+    The registry is loaded first, so a plugin's model class, defined beside its head, is found."""
+    (registry or Registry.default()).get("head", head)
+    return next((c for c in _with_head_classes() if c.__dict__.get("head_name") == head), ConvBertWithHead)
 
 
 def build_model(composition: dict | Any, registry: Registry | None = None) -> ConvBertPreTrainedModel:
@@ -590,7 +658,8 @@ def build_model(composition: dict | Any, registry: Registry | None = None) -> Co
     if head is None:
         return ConvBertModel(composition=composition, registry=registry)
     name = head if isinstance(head, str) else head.get("name")
-    return task_class_for(name)(composition=composition, registry=registry)
+    registry = resolve_registry(parse_composition(composition), registry)
+    return task_class_for(name, registry)(composition=composition, registry=registry)
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -1,38 +1,48 @@
 """The registry: blocks (kind -> name -> BlockSpec) and training tasks (name -> TaskSpec), filled by plugins.
 
-Built-ins are plugins like any other: every module of ``convbert.blocks``, ``convbert.heads`` and
-``convbert.train.tasks`` that implements the ``convbert_register_blocks`` hook is found by a scan of those
-packages and loads first, so a new built-in is one new module (plus its YAML) and no list. Then every
-installed distribution's entry points in group ``convbert`` load (skipped when
-``CONVBERT_DISABLE_PLUGIN_AUTOLOAD=1``), then modules a composition names under ``plugins:``.
+Built-ins are plugins like any other: every module of ``convbert.blocks`` and ``convbert.heads`` that
+implements the ``convbert_register_blocks`` hook is found by a scan of those packages and loads first, so a
+new built-in is one new module (plus its YAML) and no list. Then every installed distribution's entry points
+in group ``convbert`` load (skipped when ``CONVBERT_DISABLE_PLUGIN_AUTOLOAD=1``), then modules a composition
+names under ``plugins:``.
+
+Two sides: blocks and heads (the model core) load with the registry; training tasks load the first time
+``tasks``, ``task()`` or ``config_dirs`` is used (the training side): the modules of ``convbert.train.tasks``,
+then every plugin's ``convbert_register_tasks`` hook. So building a model never imports ``convbert.train``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import importlib
 import os
 import pkgutil
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pluggy
 from omegaconf import DictConfig, OmegaConf
 
-from convbert import hookspecs
+from convbert import hookspecs, settings
 from convbert.checking import check_dataclass
 from convbert.errors import ConfigError, DuplicateBlockError, PluginError, UnknownBlockError
 
 KINDS = ("embedding", "mixer", "ffn", "layer", "head")
 ENTRY_POINT_GROUP = "convbert"
-DISABLE_AUTOLOAD_ENV = "CONVBERT_DISABLE_PLUGIN_AUTOLOAD"
+DISABLE_AUTOLOAD_ENV = settings.DISABLE_PLUGIN_AUTOLOAD
 
-# Scanned for modules implementing the hook: the built-in blocks, task heads and training tasks.
-BUILTIN_PACKAGES = ("convbert.blocks", "convbert.heads", "convbert.train.tasks")
+# Scanned for modules implementing the hook: the built-in blocks and task heads (model side), the training
+# tasks (training side, loaded on first use).
+BUILTIN_PACKAGES = ("convbert.blocks", "convbert.heads")
+BUILTIN_TASK_PACKAGES = ("convbert.train.tasks",)
 HOOK = "convbert_register_blocks"
+TASKS_HOOK = "convbert_register_tasks"
 
 
 @dataclass(frozen=True)
@@ -89,10 +99,87 @@ class Registry:
     """Blocks by kind and name. ``Registry.default()`` is the process-wide one with every plugin loaded."""
 
     specs: dict[str, dict[str, BlockSpec]] = field(default_factory=lambda: {k: {} for k in KINDS})
-    tasks: dict[str, TaskSpec] = field(default_factory=dict)
-    config_dirs: list[str] = field(default_factory=list)  # plugins' Hydra config dirs, for the search path
+    _tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    _config_dirs: list[str] = field(default_factory=list)  # plugins' Hydra config dirs, for the search path
     _provider: tuple[str, str | None, str | None] = ("<direct>", None, None)
     _pm: pluggy.PluginManager | None = None
+    _tasks_pending: bool = False  # load_builtins ran: the training side loads on first use
+    _tasks_loaded: bool = False
+    _distributions: dict[str, str | None] = field(default_factory=dict)  # plugin name -> its distribution
+    _parent: Registry | None = None  # a child (``with_modules``) sees its parent's registrations
+    _children: dict[tuple[str, ...], Registry] = field(default_factory=dict)
+    # normalize_composition's results with this registry (a composition's JSON -> its normalized form)
+    normalized: dict[str, dict] = field(default_factory=dict, repr=False, compare=False)
+
+    # -- the training side, loaded on first use ---------------------------------------------------
+    @property
+    def tasks(self) -> Mapping[str, TaskSpec]:
+        """Training tasks by name (loads the training side on first use)."""
+        self.load_tasks()
+        if self._parent is not None:
+            return ChainMap(self._tasks, self._parent.tasks)
+        return self._tasks
+
+    @property
+    def config_dirs(self) -> list[str]:
+        """Plugins' Hydra config dirs (loads the training side on first use: a task's config dir is added
+        by its hook), and, last, one holding ``<kind>/<name>.yaml`` (``name: <name>``) for every registered
+        block that has no such file anywhere, so that any block is selectable by its slot on the command line
+        (``mixer@model.layer.mixer.parts.conv=token_shift``) without its plugin shipping config files."""
+        self.load_tasks()
+        if self._parent is not None:
+            return [*self._parent.config_dirs, *(d for d in self._config_dirs
+                                                 if d not in self._parent.config_dirs)]
+        generated = self._block_option_dir()
+        return [*self._config_dirs, *([generated] if generated else [])]
+
+    def _block_option_dir(self) -> str | None:
+        """The directory of generated block options (None when every block has its file)."""
+        from convbert.paths import CONF_DIR
+
+        roots = [Path(CONF_DIR), *map(Path, self._config_dirs)]
+        missing = sorted((kind, name) for kind in KINDS for name in self.specs[kind]
+                         if not any((root / kind / f"{name}.yaml").is_file() for root in roots))
+        if not missing:
+            return None
+        listing = "\n".join(f"{kind}/{name}" for kind, name in missing)
+        folder = settings.cache_dir() / "block-options" / hashlib.sha256(listing.encode()).hexdigest()[:16]
+        for kind, name in missing:
+            file = folder / kind / f"{name}.yaml"
+            if not file.is_file():
+                file.parent.mkdir(parents=True, exist_ok=True)
+                spec = self.specs[kind][name]
+                temporary = file.with_suffix(f".{os.getpid()}.tmp")
+                temporary.write_text(f"# {kind} block `{name}` ({spec.provider}), generated by convbert: its "
+                                     f"parameters live in its dataclass\nname: {name}\n", encoding="utf-8")
+                os.replace(temporary, file)
+        return str(folder)
+
+    def with_modules(self, modules: Iterable[str]) -> Registry:
+        """This registry plus the plugin modules a composition lists under ``plugins:``, as a child registry
+        (cached): the process-wide registry is never changed by a composition that passes through it."""
+        key = tuple(modules)
+        if not key:
+            return self
+        child = self._children.get(key)
+        if child is None:
+            child = Registry(specs={k: ChainMap({}, v) for k, v in self.specs.items()}, _parent=self,
+                             _tasks_pending=True)
+            child.load_modules(key)
+            self._children[key] = child
+        return child
+
+    def load_tasks(self) -> None:
+        """The training side: the built-in task modules, then every registered plugin's
+        ``convbert_register_tasks`` hook. Runs once, only after ``load_builtins``."""
+        if not self._tasks_pending or self._tasks_loaded:
+            return
+        self._tasks_loaded = True
+        for package_name in BUILTIN_TASK_PACKAGES if self._parent is None else ():  # a child: its parent's
+            self._scan(package_name)
+        pm = self.plugin_manager
+        for impl in pm.hook.convbert_register_tasks.get_hookimpls():
+            self._call(impl, pm.get_name(impl.plugin))
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -158,11 +245,11 @@ class Registry:
         missing = [a for a in ("config_class", "data_name", "data_class") if getattr(task, a, None) is None]
         if missing:
             raise PluginError(f"task {name!r} from {provider}: set {', '.join(missing)}")
-        existing = self.tasks.get(name)
+        existing = self._tasks.get(name)
         if existing is not None:
             raise _registered_twice(f"task {name!r}", existing, provider, dist)
         spec = TaskSpec(name, task, provider, dist, version)
-        self.tasks[name] = spec
+        self._tasks[name] = spec
         return spec
 
     def add_config_dir(self, path: str | os.PathLike) -> None:
@@ -173,15 +260,15 @@ class Registry:
         path = os.path.abspath(os.fspath(path))
         if not os.path.isdir(path):
             raise PluginError(f"{self._provider[0]}: config dir {path!r} does not exist")
-        if path not in self.config_dirs:
-            self.config_dirs.append(path)
+        if path not in self._config_dirs:
+            self._config_dirs.append(path)
 
     def register_plugin(
         self, plugin: object, name: str | None = None, distribution: str | None = None
     ) -> None:
         """Register a plugin object or module (anything with a ``convbert_register_blocks`` hookimpl)."""
         pm = self.plugin_manager
-        if pm.is_registered(plugin):
+        if pm.is_registered(plugin) or (self._parent is not None and self._parent._has_plugin(plugin)):
             return  # importing a plugin module twice must not register its blocks twice
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         try:
@@ -189,34 +276,54 @@ class Registry:
             pm.check_pending()
         except (ValueError, pluggy.PluginValidationError) as exc:
             raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
+        self._distributions[name] = distribution
+        hooks = [pm.hook.convbert_register_blocks]
+        if self._tasks_loaded:  # the training side is up: a plugin registered now adds its tasks at once
+            hooks.append(pm.hook.convbert_register_tasks)
+        for hook in hooks:
+            for impl in hook.get_hookimpls():
+                if impl.plugin is plugin:
+                    self._call(impl, name)
+
+    def _has_plugin(self, plugin: object) -> bool:
+        return self.plugin_manager.is_registered(plugin) or (
+            self._parent is not None and self._parent._has_plugin(plugin))
+
+    def _call(self, impl: Any, name: str) -> None:
+        """Run one plugin's hook implementation with this registry, naming the plugin on failure."""
+        distribution = self._distributions.get(name)
         version = None
         if distribution is not None:
             try:
                 version = metadata.version(distribution)
             except metadata.PackageNotFoundError:
                 version = None
-        for impl in pm.hook.convbert_register_blocks.get_hookimpls():
-            if impl.plugin is plugin:
-                self._provider = (name, distribution, version)
-                try:
-                    impl.function(registry=self)
-                except (DuplicateBlockError, PluginError, ConfigError):
-                    raise
-                except Exception as exc:  # a plugin's own bug: name the plugin, keep the cause
-                    raise PluginError(
-                        f"plugin {name!r} failed while registering its blocks: {exc!r}"
-                    ) from exc
-                finally:
-                    self._provider = ("<direct>", None, None)
+        self._provider = (name, distribution, version)
+        try:
+            impl.function(registry=self)
+        except (DuplicateBlockError, PluginError, ConfigError):
+            raise
+        except Exception as exc:  # a plugin's own bug: name the plugin, keep the cause
+            raise PluginError(
+                f"plugin {name!r} failed while registering its {impl.function.__name__.split('_')[-1]}: "
+                f"{exc!r}"
+            ) from exc
+        finally:
+            self._provider = ("<direct>", None, None)
 
     def load_builtins(self) -> None:
-        """Register every module of the built-in packages that implements the hook (no list to keep)."""
+        """Register every module of the built-in packages that implements the hook (no list to keep); the
+        built-in training tasks follow on first use (``load_tasks``)."""
         for package_name in BUILTIN_PACKAGES:
-            package = importlib.import_module(package_name)
-            for info in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
-                module = importlib.import_module(info.name)
-                if hasattr(module, HOOK):
-                    self.register_plugin(module, info.name, distribution="convbert")
+            self._scan(package_name)
+        self._tasks_pending = True
+
+    def _scan(self, package_name: str) -> None:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
+            module = importlib.import_module(info.name)
+            if hasattr(module, HOOK) or hasattr(module, TASKS_HOOK):
+                self.register_plugin(module, info.name, distribution="convbert")
 
     def load_entry_points(self) -> None:
         """Load every installed distribution's entry points in group ``convbert``."""
@@ -311,7 +418,7 @@ def _plugins_line(registry: Registry) -> str:
     if not found:
         return "No plugin distributions are installed."
     loaded = {s.distribution for kind in registry.specs.values() for s in kind.values()}
-    loaded |= {s.distribution for s in registry.tasks.values()}
+    loaded |= {s.distribution for s in registry._tasks.values()}
     unloaded = [d for d in found if d not in loaded]
     why = "CONVBERT_DISABLE_PLUGIN_AUTOLOAD is set" if _autoload_disabled() else "not in this registry"
     off = f" (not loaded: {', '.join(unloaded)}; {why})" if unloaded else ""
@@ -319,7 +426,7 @@ def _plugins_line(registry: Registry) -> str:
 
 
 def _autoload_disabled() -> bool:
-    return os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip() in ("1", "true", "yes")
+    return settings.plugin_autoload_disabled()
 
 
 def _registered_twice(what: str, existing: BlockSpec | TaskSpec, provider: str,

@@ -82,7 +82,9 @@ def pin_kernels(monkeypatch):
 @pytest.fixture
 def device():
     """Where the parity tests run: ``CONVBERT_TEST_DEVICE`` (bench/gpu.sh sets ``cuda``), else the CPU."""
-    return torch.device(os.environ.get("CONVBERT_TEST_DEVICE", "cpu"))
+    from convbert import settings
+
+    return torch.device(settings.test_device())
 
 
 def to_device(args: dict, device) -> dict:

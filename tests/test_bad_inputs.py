@@ -120,4 +120,6 @@ def test_old_checkpoints_with_constant_buffers_load(model, tmp_path):
     state = load_file(tmp_path / "model.safetensors")
     state["convbert.embeddings.position_ids"] = torch.arange(40)[None]
     save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
-    convbert.ConvBertForSequenceClassification.from_pretrained(tmp_path)
+    again = convbert.ConvBertForSequenceClassification.from_pretrained(tmp_path)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert torch.equal(again.eval()(ids).logits, model.eval()(ids).logits)

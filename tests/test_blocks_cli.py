@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from convbert.blocks_cli import main
+from convbert.cli.blocks import main
 from convbert.registry import reset_default_registry
 
 
@@ -82,7 +82,39 @@ def test_a_plugin_that_cannot_load_exits_2_with_its_name(capsys) -> None:
 
 def test_console_script() -> None:
     script = shutil.which("convbert-blocks")
-    command = [script] if script else [sys.executable, "-m", "convbert.blocks_cli"]
+    command = [script] if script else [sys.executable, "-m", "convbert.cli.blocks"]
     done = subprocess.run([*command, "--kind", "ffn"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert [line.split()[1] for line in done.stdout.splitlines()[1:]] == ["dense", "grouped"]
+
+
+def test_lists_every_task_with_its_option_data_head_and_metric(capsys) -> None:
+    assert main(["--kind", "task", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert {"sequence_classification", "token_classification", "question_answering", "multiple_choice",
+            "pretrain_mlm", "pretrain_rtd"} <= set(rows)
+    sentiment = rows["sequence_classification"]
+    assert sentiment["option"] == "task=sentiment" and sentiment["data"] == "sentiment"
+    assert (sentiment["head"], sentiment["metric"], sentiment["greater_is_better"]) == (
+        "sequence_classification", "accuracy", True)
+    assert {"train_file", "dev_file", "max_length", "labels"} <= set(sentiment["data_options"])
+    assert sentiment["record_fields"] == ["text", "label"]
+    assert main(["--kind", "task"]) == 0
+    text = capsys.readouterr().out
+    assert "sequence_classification  (task=sentiment; provided by convbert 0.1.0)" in text
+    assert "head: sequence_classification; metric: accuracy (higher is better); records: text, label;" in text
+    assert main(["--kind", "task", "--check"]) == 2
+
+
+def test_a_regressions_chance_level_is_named_as_such() -> None:
+    from convbert.registry import Registry
+    from convbert.train.job import learning_verdict
+
+    classification = Registry.default().task("sequence_classification").task
+    verdict = learning_verdict({"train": {"loss": 0.6925}}, 0.6931, classification.chance_level)
+    expected = "not below the chance level 0.6931 (the entropy of the training labels) by the 2%"
+    assert expected in verdict["reason"]
+    intensity = Registry.default().tasks.get("sentiment_intensity")
+    if intensity is not None:  # the plugin, when installed
+        verdict = learning_verdict({"train": {"loss": 3.0}}, 2.9, intensity.task.chance_level)
+        assert "(a regression's chance level: the variance of the training scores" in verdict["reason"]

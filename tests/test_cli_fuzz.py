@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from convbert import settings as convbert_settings
 from convbert.errors import ConvBertError, DataError
 from convbert.train.cli import check_command_line, compose_config, prepare_overrides
 from convbert.train.job import plan_run
@@ -28,7 +29,7 @@ from convbert.train.vocabulary import shipped_tokenizer
 from convbert.user_errors import user_error_message
 
 # 25 examples per property in the suite; CONVBERT_FUZZ_EXAMPLES=500 for a longer search
-FUZZ = settings(max_examples=int(os.environ.get("CONVBERT_FUZZ_EXAMPLES", "25")), deadline=None,
+FUZZ = settings(max_examples=convbert_settings.fuzz_examples(), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # -- overrides ---------------------------------------------------------------------------------------------

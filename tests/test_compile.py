@@ -6,7 +6,6 @@ compiler and takes about ten seconds on two cores.
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
@@ -14,11 +13,12 @@ import torch
 from conftest import tiny_config_kwargs
 
 import convbert
+import convbert.settings
 from convbert.kernels.sequence_mask import SequenceMask
 
 dynamo = pytest.importorskip("torch._dynamo")
 pytestmark = pytest.mark.skipif(
-    os.environ.get("CONVBERT_SKIP_COMPILE") == "1" or not dynamo.is_dynamo_supported(),
+    convbert.settings.skip_compile() or not dynamo.is_dynamo_supported(),
     reason="torch.compile unavailable or disabled (CONVBERT_SKIP_COMPILE=1)",
 )
 

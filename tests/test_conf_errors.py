@@ -93,3 +93,11 @@ def test_the_cli_prints_the_message_without_a_traceback(tmp_path):
     expected = "convbert-train: error: trainer.lerning_rate: unknown key. Did you mean 'learning_rate'?"
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_pre_role_list_of_parts_is_answered_with_the_role_keys() -> None:
+    from convbert.train.cli import prepare_overrides
+
+    with pytest.raises(ConfigError, match=r"keyed by role \(attention, conv\), not a list.*"
+                                          r"mixer@model.layer.mixer.parts.conv=dynamic_conv"):
+        prepare_overrides(["model.layer.mixer.parts=[self_attention,span_conv]"])

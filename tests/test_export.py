@@ -15,9 +15,9 @@ import torch
 from conftest import tiny_config_kwargs
 
 import convbert
+from convbert.cli.export import main
 from convbert.errors import ConfigError, NotExpressibleError
 from convbert.export import export_model
-from convbert.export_cli import main
 
 CLASSES = [convbert.ConvBertModel, convbert.ConvBertForMaskedLM, convbert.ConvBertForSequenceClassification,
            convbert.ConvBertForTokenClassification, convbert.ConvBertForQuestionAnswering,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import pkgutil
 import sys
 from pathlib import Path
+
+import pytest
 
 import convbert
 import convbert.blocks
@@ -84,3 +87,65 @@ def test_a_new_builtin_block_is_one_new_module(tmp_path: Path, monkeypatch) -> N
     registry = Registry()
     registry.load_builtins()
     assert registry.get("mixer", "identity_for_test").distribution == "convbert"
+
+
+def test_one_module_reads_every_convbert_variable_and_none_is_written_at_import() -> None:
+    """convbert/settings.py names and documents every CONVBERT_* variable; no other module of the package
+    reads one by its literal name, and no module writes the environment at import."""
+    import ast
+    import re
+
+    from convbert import settings
+
+    package = Path(convbert.__file__).resolve().parent
+    named = set()
+    for path in package.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        named |= set(re.findall(r"CONVBERT_[A-Z_]+", text))
+        if path.name != "settings.py":
+            assert not re.search(r"environ(\.get)?[\[(]\s*[\"']CONVBERT_", text), path
+        for node in ast.parse(text).body:  # module level: no os.environ writes, no putenv
+            source = ast.get_source_segment(text, node) or ""
+            if isinstance(node, (ast.Expr, ast.Assign)) and "environ" in source:
+                assert not re.search(r"environ(\[|\.setdefault|\.update)|putenv", source), (path, source)
+    assert named == set(settings.VARIABLES)
+    for name in settings.VARIABLES:
+        assert f"``{name}``" in settings.__doc__
+
+
+@pytest.mark.parametrize("name", ["blocks", "predict", "export", "convert"])
+def test_the_command_line_programs_live_in_convbert_cli_and_their_old_names_still_import(name: str) -> None:
+    import importlib
+    import warnings
+
+    new = importlib.import_module(f"convbert.cli.{name}")
+    sys.modules.pop(f"convbert.{name}_cli", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = importlib.import_module(f"convbert.{name}_cli")
+    assert old is new and callable(old.main)
+    assert any(issubclass(w.category, DeprecationWarning) and f"convbert.cli.{name}" in str(w.message)
+               for w in caught)
+
+
+def test_console_scripts_point_into_convbert_cli() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert all(target.startswith("convbert.cli.") for target in scripts.values()), scripts
+    for target in scripts.values():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_the_plugins_under_plugins_import_only_the_public_plugin_surface() -> None:
+    import ast
+
+    imported = set()
+    for path in (REPO / "plugins").glob("*/src/**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "convbert":
+                imported.add((path.name, node.module))
+            elif isinstance(node, ast.Import):
+                imported |= {(path.name, a.name) for a in node.names if a.name.split(".")[0] == "convbert"}
+    assert imported and {module for _, module in imported} == {"convbert.plugin"}, sorted(imported)

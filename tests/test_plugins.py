@@ -38,7 +38,7 @@ def plugin_registry(tmp_path_factory) -> Registry:
             done = subprocess.run([sys.executable, "-m", *INSTALL.split()[:-1], "--target", str(target),
                                    str(PLUGIN_DIR)], capture_output=True, text=True)
             if done.returncode != 0:
-                pytest.skip(f"{PLUGIN_DIST} is not installed and `{INSTALL}` failed: {done.stderr[-500:]}")
+                pytest.fail(f"{PLUGIN_DIST} is not installed and `{INSTALL}` failed: {done.stderr[-500:]}")
             mp.syspath_prepend(str(target))
         registry = Registry()
         registry.load_builtins()

@@ -17,8 +17,8 @@ from convbert import (
     ConvBertForQuestionAnswering,
     ConvBertForSequenceClassification,
     ConvBertForTokenClassification,
-    predict_cli,
 )
+from convbert.cli import predict as predict_cli
 from convbert.pipelines import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_question_answering_from_stdin_in_a_subprocess(checkpoints):
     records = [{"question": "Who proposed ConvBERT?", "context": context},
                {"question": "When?", "context": context}]
     run = subprocess.run(
-        [sys.executable, "-m", "convbert.predict_cli", str(checkpoints["question-answering"]), "--top-k", "2",
+        [sys.executable, "-m", "convbert.cli.predict", str(checkpoints["question-answering"]), "--top-k", "2",
          "--max-seq-len", "24", "--doc-stride", "6"],
         input="".join(json.dumps(r) + "\n" for r in records), capture_output=True, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
@@ -119,7 +119,7 @@ def test_malformed_line_names_file_and_line_without_traceback(checkpoints, tmp_p
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n\n{"text": "broken"\n')
     run = subprocess.run(
-        [sys.executable, "-m", "convbert.predict_cli", str(checkpoints["text-classification"]),
+        [sys.executable, "-m", "convbert.cli.predict", str(checkpoints["text-classification"]),
          "--input", str(bad)],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
     )

@@ -30,7 +30,7 @@ except RuntimeError:  # TensorFlow already initialised by an earlier test module
     pass
 
 import convbert  # noqa: E402
-from convbert.convert_cli import main  # noqa: E402
+from convbert.cli.convert import main  # noqa: E402
 from convbert.errors import CheckpointError, ConfigError  # noqa: E402
 from convbert.interop.tf1_checkpoint import MODELS, SIZES, convert_tf1_checkpoint, released_config  # noqa: E402
 from convbert.kernels.convolution import depthwise_conv  # noqa: E402
@@ -472,7 +472,7 @@ def test_cli_converts_and_reports_mistakes_in_one_line(releases, tmp_path, capsy
 
 
 def test_cli_as_a_module_exits_2_without_a_traceback(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "convbert.convert_cli", str(tmp_path / "missing.ckpt"),
+    done = subprocess.run([sys.executable, "-m", "convbert.cli.convert", str(tmp_path / "missing.ckpt"),
                            str(tmp_path / "out"), "--size", "small"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.startswith("convbert-convert: error: no TF1 checkpoint at ")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from convbert import settings
 from convbert.errors import ConfigError
 from convbert.interop.files import atomic_write_text
 
@@ -45,8 +46,8 @@ def pinned(op: str) -> str | None:
     """The choice ``CONVBERT_KERNELS`` (or ``CONVBERT_ONEDNN=0``) fixes for ``op``, if any."""
     global _PINNED
     if _PINNED is None:
-        _PINNED = _parse(os.environ.get("CONVBERT_KERNELS", ""))
-        if os.environ.get("CONVBERT_ONEDNN", "1") == "0":
+        _PINNED = _parse(settings.kernel_choices())
+        if not settings.onednn_allowed():
             _PINNED.setdefault("linear", PLAIN)
             _PINNED.setdefault("linear_act", PLAIN)
     return _PINNED.get(op, _PINNED.get("all"))
@@ -89,12 +90,7 @@ def pick(op: str, shape_class: tuple[Hashable, ...], candidates: Callable[[], Ma
 
 def cache_path() -> Path | None:
     """Where measured choices are kept (None: ``CONVBERT_KERNEL_CACHE=off``)."""
-    value = os.environ.get("CONVBERT_KERNEL_CACHE", "")
-    if value.lower() in ("off", "0", "none", "false"):
-        return None
-    if value:
-        return Path(value)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convbert" / "kernels.json"
+    return settings.kernel_cache()
 
 
 def machine_signature() -> str:

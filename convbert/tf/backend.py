@@ -1,18 +1,18 @@
 """Keras 3 on TensorFlow, selected before keras is first imported.
 
-Keras reads ``KERAS_BACKEND`` once, at its first import; this module sets it to ``tensorflow`` when unset and
-refuses a Keras already bound to another backend (its layers would then not run on TensorFlow tensors).
+Keras reads ``KERAS_BACKEND`` once, at its first import; this module imports Keras with it set to
+``tensorflow`` when unset (and restores the environment afterwards: no lasting write) and refuses a Keras
+already bound to another backend (its layers would then not run on TensorFlow tensors).
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from convbert.settings import environment
 
 try:
-    import keras
-    import tensorflow as tf
+    with environment(KERAS_BACKEND="tensorflow"):  # read by Keras's first import; the environment is restored
+        import keras
+        import tensorflow as tf
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("convbert.tf needs TensorFlow >= 2.16 and Keras 3: pip install 'convbert[tf]'") from exc
 

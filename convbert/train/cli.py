@@ -77,6 +77,9 @@ def prepare_overrides(args: list[str]) -> list[str]:
             out.append(arg)
             continue
         key, value = arg.split("=", 1)
+        from convbert.train.model_config import refuse_list_parts  # the pre-role list syntax: name the roles
+
+        refuse_list_parts(key, value)
         group = key.lstrip("+~").split("@", 1)[0]
         if group.split("/", 1)[0] in GROUPS and "." not in group:
             check_group_option(key.lstrip("+~"), group, value)

@@ -322,7 +322,7 @@ def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], toke
     result = train(StageRun(name=stage.name, task=task, module=module, train=train_features, dev=dev_features,
                             trainer=stage.trainer, seed=seed, device=device, dist=dist, history=history,
                             checkpoint_dir=checkpoints_dir, resume_from=resume_from))
-    result.update(learning_verdict(result, task.chance_loss(train_features)))
+    result.update(learning_verdict(result, task.chance_loss(train_features), task.chance_level))
     model_dir = (run_dir if stage.name == "task" else run_dir / stage.name) / "model"
     if dist.is_main:
         task.save(module, model_dir, tokenizer)
@@ -342,7 +342,8 @@ def _run_stage(stage: schema.Stage, seed: int, composition: dict[str, Any], toke
 LEARNED_FRACTION = 0.98  # a final training loss within 2% of the chance level is noise around it
 
 
-def learning_verdict(result: dict[str, Any], chance: float | None) -> dict[str, Any]:
+def learning_verdict(result: dict[str, Any], chance: float | None,
+                     chance_level: str = "the entropy of the training labels") -> dict[str, Any]:
     """``{"learned": bool, "reason": ...}`` for a stage whose task has a chance level (or that diverged);
     ``{}`` when there is nothing to judge by. Dead training must not pass for a result."""
     if "diverged" in result:
@@ -354,8 +355,9 @@ def learning_verdict(result: dict[str, Any], chance: float | None) -> dict[str, 
     if final is None or not math.isfinite(final) or final >= LEARNED_FRACTION * chance:
         return {"learned": False, "chance_loss": round(chance, 4),
                 "reason": f"the training loss ended at {_fmt(final)}, not below the chance level "
-                          f"{chance:.4g} (the entropy of the training labels): the model did not learn from "
-                          "its inputs. Try a lower learning_rate, more warm-up or more steps"}
+                          f"{chance:.4g} ({chance_level}) by the 2% a model that learned must clear: the "
+                          "model did not learn from its inputs. Try a lower learning_rate, more warm-up or "
+                          "more steps"}
     return {"learned": True, "chance_loss": round(chance, 4)}
 
 

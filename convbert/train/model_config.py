@@ -123,6 +123,31 @@ def model_composition(node: DictConfig | dict, path: str = "model",
     return composition
 
 
+def mixed_roles() -> list[str]:
+    """The roles of the ``mixed`` mixer's parts, as its config file names them (``parts.attention`` ...)."""
+    node = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "mixer" / "mixed.yaml"), resolve=False)
+    roles = []
+    for entry in node.get("defaults") or []:
+        target = next(iter(entry), "") if isinstance(entry, dict) else ""
+        if "@parts." in target:
+            roles.append(target.split("@parts.", 1)[1])
+    return roles
+
+
+def refuse_list_parts(key: str, value: str) -> None:
+    """The list syntax of ``parts`` from before parts were keyed by role (``model.layer.mixer.parts=[...]``)
+    would fail in Hydra's merge with an opaque message: say what to write instead."""
+    key = key.lstrip("+~")
+    if key.endswith(".parts") and value.lstrip().startswith("["):
+        roles = mixed_roles()
+        raise ConfigError(
+            f"{key}={value}: on the command line `parts` is keyed by role ({', '.join(roles)}), not a list. "
+            f"Swap a part by its role, e.g. mixer@{key}.{roles[-1]}=dynamic_conv, set its parameters with "
+            f"{key}.{roles[-1]}.kernel_size=5, or drop it with ~{key}.{roles[-1]} (all heads to the others); "
+            "a list of parts is still accepted in a composition given to convbert.build_model"
+        )
+
+
 def _model_files() -> dict[str, str]:
     """Model option name -> its YAML file: the shipped tree first, then the plugins' config dirs."""
     files: dict[str, str] = {}

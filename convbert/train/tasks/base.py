@@ -66,6 +66,9 @@ class Task:
     shipped_splits: ClassVar[tuple[str, ...]] = SPLITS
     metric = "loss"
     greater_is_better = False
+    # what ``chance_loss`` is, in the "did not learn" verdict (a regression: "the variance of the training
+    # targets, the MSE of predicting their mean")
+    chance_level: ClassVar[str] = "the training loss of a model that learned nothing from its inputs"
 
     @classmethod
     def check_config(cls, config: Any, path: str) -> None:
@@ -120,8 +123,13 @@ class Task:
         return node
 
     def check(self, composition: dict[str, Any]) -> None:
-        """Refuse a bad head (or generator) before any stage runs; builds nothing."""
+        """Refuse a bad head (or generator) before any stage runs, and a model that could not be saved after
+        training: the model is built on the meta device (no memory) and its save is checked."""
         self.model_config(composition)
+        with torch.device("meta"):
+            module = self.build(composition)
+        if hasattr(module, "saved_state_dict"):
+            module.saved_state_dict()
 
     def label_names(self) -> list[str] | None:
         """Names for config.json's id2label, when the task knows them."""
@@ -130,34 +138,37 @@ class Task:
     def model_config(self, composition: dict[str, Any]) -> tuple[ConvBertConfig, dict[str, Any]]:
         """The ConvBertConfig that rebuilds this task's model, head included, from config.json alone.
 
-        ``from_pretrained`` rebuilds the head from the flat fields (num_labels, classifier_dropout, summary_*
-        ...), so the task's head node is written into them, and refused if they cannot express it.
+        ``ConvBertConfig.from_composition`` describes the head: in Hugging Face's flat fields for its task
+        heads (num_labels, classifier_dropout, summary_* ...), whole in config.json's composition for any
+        other head. A Hugging Face head whose settings the flat fields cannot hold is refused here, so that
+        transformers, loading the saved model, builds the same head.
         """
         registry = training_registry()
         head = self.head_node(composition)
-        name = head["name"]
-        saved_as = registry.get("head", name, f"{self.path}.head").config_fields
-        fields = {saved_as[k]: v for k, v in head.items() if k in (saved_as or {})}
+        fields = {}
         names = self.label_names()
         if names and len(names) == head.get("num_labels"):
             fields["id2label"] = dict(enumerate(names))
-        config = ConvBertConfig.from_composition(composition, **fields)
-        if saved_as is not None:
+        config = ConvBertConfig.from_composition({**composition, "head": head}, registry, **fields)
+        saved = config.saved_head()
+        if saved is not None and registry.get("head", head["name"]).from_config is not None:
             _, ours = registry.parse("head", head, f"{self.path}.head")
-            _, saved = registry.parse("head", config.head_node(name), "config.json")
-            differ = [k for k, v in vars(ours).items() if getattr(saved, k) != v]
-            if differ:
-                raise ConfigError(
-                    f"{self.path}.head.{differ[0]}={getattr(ours, differ[0])!r} cannot be saved: "
-                    f"from_pretrained rebuilds this head from config.json, which gives "
-                    f"{getattr(saved, differ[0])!r} (the model's own setting); leave it at that value"
-                )
+            _, flat = registry.parse("head", ConvBertConfig(**{**config.to_dict(), "composition": None})
+                                     .head_node(head["name"], registry), "config.json")
+            differ = [k for k, v in vars(ours).items() if getattr(flat, k) != v]
+            raise ConfigError(
+                f"{self.path}.head.{differ[0]}={getattr(ours, differ[0])!r} cannot be saved: "
+                f"from_pretrained rebuilds this head from config.json, which gives "
+                f"{getattr(flat, differ[0])!r} (the model's own setting); leave it at that value"
+            )
         return config, head
 
     def build(self, composition: dict[str, Any]) -> nn.Module:
         """The module the loop trains (wrapped in DistributedDataParallel under torchrun)."""
-        config, head = self.model_config(composition)
-        return task_class_for(head["name"])(config, composition=composition, registry=training_registry())
+        config, head = self.model_config(composition)  # describes the model; the composition builds it
+        registry = training_registry()
+        return task_class_for(head["name"], registry)(config, composition={**composition, "head": head},
+                                                      registry=registry)
 
     def model_class_name(self) -> str:
         """The class that loads the saved model: ``<it>.from_pretrained(<run dir>/model)``."""
@@ -251,6 +262,8 @@ class Task:
 class OneLabelPerExample:
     """For tasks whose features carry one class label each (``labels``): the majority-class baseline and the
     label entropy as the chance level of the training loss."""
+
+    chance_level = "the entropy of the training labels"
 
     def baseline(self, train: Features, dev: Features) -> dict[str, float]:
         return {"majority_accuracy": metrics.majority_accuracy([f["labels"] for f in train],

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from convbert.registry import Registry
-from convbert.testing import check_block
+from convbert.plugin import Registry, check_block
 
 import convbert_extra_mixers.plugin
 

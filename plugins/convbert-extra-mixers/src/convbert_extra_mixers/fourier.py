@@ -14,8 +14,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from convbert import SequenceMask, head_layout
-from convbert.errors import ConfigError
+from convbert.plugin import ConfigError, SequenceMask, head_layout
 from torch import nn
 
 

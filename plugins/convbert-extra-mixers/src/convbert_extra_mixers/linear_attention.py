@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from convbert import SequenceMask, head_layout
+from convbert.plugin import SequenceMask, head_layout
 from torch import nn
 from torch.nn import functional as F
 

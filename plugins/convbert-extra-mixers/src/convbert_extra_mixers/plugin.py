@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convbert import hookimpl
+from convbert.plugin import hookimpl
 
 from convbert_extra_mixers.fourier import FourierMixer, FourierParams
 from convbert_extra_mixers.linear_attention import LinearAttention, LinearAttentionParams

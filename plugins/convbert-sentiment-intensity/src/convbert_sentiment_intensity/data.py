@@ -11,8 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from convbert.data import SPLITS, stable_split
-from convbert.errors import ConfigError
+from convbert.plugin import SPLITS, ConfigError, stable_split
 
 FILE = "amazon_review_snippets.tsv"
 

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from convbert.checking import require
-from convbert.data import read_jsonl
-from convbert.train.tasks.base import Task
+from convbert.plugin import Task, read_jsonl, require
 
 from convbert_sentiment_intensity.data import load_split, read_tsv
 from convbert_sentiment_intensity.metrics import pearson, spearman
@@ -38,6 +36,7 @@ class SentimentIntensity(Task):
     load_shipped = staticmethod(load_split)
     metric = "pearson"
     greater_is_better = True
+    chance_level = "a regression's chance level: the variance of the training scores, the MSE of their mean"
 
     @classmethod
     def check_config(cls, config, path):
