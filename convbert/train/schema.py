@@ -56,6 +56,7 @@ class CorpusConfig:
     text_field: str = "text"  # the text column of JSONL / parquet / datasets inputs
     cache_dir: str | None = None  # where token stores are kept (default ~/.cache/convbert/tokens)
     prepare_workers: int | None = None  # tokenizing processes when a store is prepared (null: every CPU)
+    two_segments: bool = True  # ELECTRA's [CLS] a [SEP] b [SEP] where a document starts inside a window
     max_length: int = 128
     dev_fraction: float = 0.02
     max_examples: int | None = None

@@ -110,8 +110,10 @@ class MaskedLanguageModeling(Task):
         self.token_store = store = self.store(data)
         tok = self.tokenizer
         ids = (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
-        train = PackedWindows(store, "train", data.max_length, *ids, limit=data.max_examples)
-        dev = PackedWindows(store, "dev", data.max_length, *ids, limit=data.max_dev_examples)
+        train = PackedWindows(store, "train", data.max_length, *ids, limit=data.max_examples,
+                              two_segments=data.two_segments)
+        dev = PackedWindows(store, "dev", data.max_length, *ids, limit=data.max_dev_examples,
+                            two_segments=data.two_segments)
         return train, dev
 
     def build(self, composition):
