@@ -117,8 +117,10 @@ def test_every_task_composes_with_its_data_and_builds(hydra_compose, option):
 
 @pytest.mark.parametrize("option", options("data"))
 def test_every_data_option_is_read_by_a_task(hydra_compose, option):
-    task = {"corpus": "pretrain_mlm", "qa": "question_answering"}.get(option, option)
-    cfg = hydra_compose([f"task={task}", f"data={option}"])
+    task = {"corpus": "pretrain_mlm", "qa": "question_answering", "glue": "glue/sst2"}.get(option, option)
+    glue_files = [f"data.train_file={__file__}", f"data.dev_file={__file__}"]  # GLUE ships no data
+    files = glue_files if option == "glue" else []
+    cfg = hydra_compose([f"task={task}", f"data={option}", *files])
     assert schema.check_run(cfg)[1][-1].data.name == option
 
 
@@ -146,9 +148,11 @@ def test_every_experiment_composes_with_its_sweep(hydra_compose, option):
         schema.check_run(hydra_compose([f"experiment={option}"]))
         return
     assert params, "an experiment defines the sweep it runs with -m"
+    glue_files = [f"data.train_file={__file__}", f"data.dev_file={__file__}"]  # GLUE ships no data
+    data = glue_files if option == "glue" else []
     for key, values in params.items():
         for value in str(values).split(","):
-            schema.check_run(hydra_compose([f"experiment={option}", f"{key}={value.strip()}"]))
+            schema.check_run(hydra_compose([f"experiment={option}", f"{key}={value.strip()}", *data]))
 
 
 def test_rtd_generator_follows_the_paper(hydra_compose):

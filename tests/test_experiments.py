@@ -17,7 +17,9 @@ from convbert.train.cli import CONF_DIR, prepare_overrides
 from convbert.train.model_config import model_composition
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")  # not protocol/ or variants
-                     if not p.stem.startswith("pretrain_"))  # the released recipes: tests/test_train_scale.py
+                     # the released recipes (tests/test_train_scale.py) and the GLUE sweep, which varies the
+                     # task, not the model (tests/test_glue.py runs it)
+                     if not p.stem.startswith("pretrain_") and p.stem != "glue")
 ABLATIONS = {"kernel_size", "head_ratio", "conv_variant", "grouped_ffn", "bert_vs_convbert"}
 
 
