@@ -250,7 +250,7 @@ def hugging_face_rows(task, records):
     return rows
 
 
-@pytest.mark.parametrize("form", ["jsonl", "parquet", "datasets"])
+@pytest.mark.parametrize("form", ["jsonl", "csv", "parquet", "datasets"])
 @pytest.mark.parametrize("name", list(TASKS))
 def test_every_task_reads_hugging_faces_columns_in_every_format(glue_dir, tmp_path, name, form):
     from convbert.tokenization_fast import ConvBertTokenizerFast
@@ -262,6 +262,14 @@ def test_every_task_reads_hugging_faces_columns_in_every_format(glue_dir, tmp_pa
     if form == "jsonl":
         path = tmp_path / "train.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif form == "csv":
+        import csv
+
+        path = tmp_path / "train.csv"
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
     else:
         pa = pytest.importorskip("pyarrow")
         import pyarrow.parquet as pq

@@ -158,6 +158,8 @@ def parse_label(value: Any, task: GlueTask, where: str) -> Any:
         return text
     if task.label_values and text in task.label_values:
         return task.labels[task.label_values.index(text)]
+    if text.isdigit() and int(text) < len(task.labels):  # a ClassLabel id written as text (CSV)
+        return task.labels[int(text)]
     allowed = ", ".join(task.label_values or task.labels)
     raise DataError(f"{where}: label {value!r} is not one of {task.folder}'s labels ({allowed}); check that "
                     f"the file belongs to {task.folder}")

@@ -208,7 +208,16 @@ def iter_column_texts(path: Path, field: str, key: str = "data.text_field") -> I
 
 
 def iter_table_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, row as a dict) of a JSON Lines file, a parquet file or a ``datasets`` directory, in order."""
+    """(where, row as a dict) of a JSON Lines, CSV (with a header row) or parquet file or a ``datasets``
+    directory, in order."""
+    if path.suffix == ".csv":
+        import csv
+
+        with open_text(path) as handle:
+            reader = csv.DictReader(_lines(handle, path))
+            for number, row in enumerate(reader, start=2):
+                yield f"{path}:{number}", {k.removeprefix("\ufeff") if k else k: v for k, v in row.items()}
+        return
     kind = corpus_format(path)
     if kind == "jsonl" or (kind == "text" and path.suffix == ".json"):
         for number, record in iter_jsonl(path):
