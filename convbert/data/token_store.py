@@ -38,6 +38,7 @@ import numpy as np
 
 from convbert.data.readers import COMPRESSED, UTF8_FIX, corpus_format, expand_corpus_paths, iter_column_texts
 from convbert.errors import ConfigError, DataError
+from convbert.interop.files import sha256_file
 
 FORMAT = 1
 SPLIT_NAMES = ("train", "dev")
@@ -157,7 +158,7 @@ class TokenStore:
     def verify(self) -> None:
         """The full check: every file's SHA-256 against the one recorded at preparation."""
         for name, expected in self.meta["files"].items():
-            if _sha256(self.directory / name) != expected["sha256"]:
+            if sha256_file(self.directory / name) != expected["sha256"]:
                 raise DataError(f"token store {self.directory}: {name} does not match its SHA-256 checksum "
                                 "(altered after it was written); delete the store and prepare again")
 
@@ -191,14 +192,6 @@ class TokenStore:
 
     def num_documents(self, split: str) -> int:
         return int(self.meta["splits"][split]["documents"])
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- preparing ----------------------------------------------------------------------------------------------
@@ -499,7 +492,7 @@ class _StoreWriter:
             splits[split] = {"tokens": int(offsets[-1]), "documents": len(lengths[split])}
         self.counts.tofile(self.directory / "unigram.bin")
         names = [*(f"{s}.bin" for s in SPLIT_NAMES), *(f"{s}.idx" for s in SPLIT_NAMES), "unigram.bin"]
-        files = {n: {"bytes": (self.directory / n).stat().st_size, "sha256": _sha256(self.directory / n)}
+        files = {n: {"bytes": (self.directory / n).stat().st_size, "sha256": sha256_file(self.directory / n)}
                  for n in names}
         return {"format": FORMAT, "dtype": self.dtype.name, "splits": splits, "files": files,
                 "text_bytes": self.text_bytes, "paragraphs": self.paragraphs}

@@ -17,7 +17,6 @@ checkpoint, which is why two are kept by default.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from convbert.errors import CheckpointError
-from convbert.interop.files import atomic_write_text, load_safetensors
+from convbert.interop.files import atomic_write_text, load_safetensors, sha256_file
 from convbert.train.distributed import Distributed
 
 PREFIX = "step-"
@@ -58,17 +57,9 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(path: Path) -> None:
     """Record bytes and SHA-256 of every file of the checkpoint directory ``path``."""
-    files = {f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+    files = {f.name: {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
              for f in sorted(path.iterdir()) if f.is_file() and f.name != MANIFEST}
     (path / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
 
@@ -93,7 +84,7 @@ def checkpoint_damage(path: Path) -> str | None:
         size = file.stat().st_size
         if size != expected["bytes"]:
             return f"{file} has {size} bytes, {expected['bytes']} were written (truncated or overwritten)"
-        if _sha256(file) != expected["sha256"]:
+        if sha256_file(file) != expected["sha256"]:
             return f"{file} does not match its SHA-256 checksum (the file was altered after it was written)"
     return None
 
