@@ -279,14 +279,15 @@ class ConvBertPreTrainedModel(nn.Module):
     @classmethod
     def from_pretrained(
         cls,
-        pretrained_model_name_or_path: str | os.PathLike,
+        pretrained_model_name_or_path: str | os.PathLike | None,
         config: ConvBertConfig | None = None,
         *,
         dtype: torch.dtype | str | None = "auto",
         torch_dtype: torch.dtype | str | None = None,
         ignore_mismatched_sizes: bool = False,
+        output_loading_info: bool = False,
         **kwargs: Any,
-    ) -> ConvBertPreTrainedModel:
+    ) -> ConvBertPreTrainedModel | tuple[ConvBertPreTrainedModel, dict[str, list]]:
         """Load a checkpoint directory (ours or Hugging Face's; safetensors, or a weights-only pickle), or a
         Hugging Face Hub id such as ``"org/name"``: ``revision``, ``cache_dir``, ``local_files_only``,
         ``token``, ``force_download`` and ``subfolder`` are passed to ``convbert.interop.hub``, which fetches
@@ -296,22 +297,32 @@ class ConvBertPreTrainedModel(nn.Module):
         Encoder keys that are missing or unexpected are an error listing them. Other keyword arguments
         override config fields (``num_labels=5``, ``conv_mask_padding=True``). ``dtype="auto"`` keeps the
         checkpoint's floating dtype, as transformers 5 does; ``ignore_mismatched_sizes`` re-initialises
-        tensors whose shapes differ (a new classifier) instead of failing.
+        tensors whose shapes differ (a new classifier) instead of failing. ``output_loading_info=True`` also
+        returns transformers' dict: ``missing_keys`` (newly initialised head weights), ``unexpected_keys``
+        (another head's weights, ignored), ``mismatched_keys`` and ``error_msgs``. ``state_dict=`` gives the
+        weights instead of reading them (with ``pretrained_model_name_or_path=None``, pass ``config=``).
         """
+        state_dict = kwargs.pop("state_dict", None)
         hub_kwargs = pop_hub_kwargs(kwargs)
+        if pretrained_model_name_or_path is None and (config is None or state_dict is None):
+            raise TypeError("from_pretrained(None, ...) needs both config= and state_dict=")
         if config is None:  # first: a repo of another architecture is refused before its weights are fetched
             config = ConvBertConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **kwargs)
         else:
             for key, value in kwargs.items():
                 setattr(config, key, value)
-        path = resolve_pretrained(pretrained_model_name_or_path, for_what="model", **hub_kwargs)
         model = cls._class_for(config)(config)
-        state, source = load_state_dict_dir(path)
-        model.load_checkpoint_state(state, source, ignore_mismatched_sizes=ignore_mismatched_sizes)
+        if state_dict is not None:
+            state, source = dict(state_dict), "state_dict"
+        else:
+            path = resolve_pretrained(pretrained_model_name_or_path, for_what="model", **hub_kwargs)
+            state, source = load_state_dict_dir(path)
+        info = model.load_checkpoint_state(state, source, ignore_mismatched_sizes=ignore_mismatched_sizes)
         target = _resolve_dtype(torch_dtype if torch_dtype is not None else dtype, state)
         if target is not None and target != model.dtype:
             model.to(target)
-        return model.eval()  # as transformers: dropout off until the caller trains
+        model.eval()  # as transformers: dropout off until the caller trains
+        return (model, info) if output_loading_info else model
 
     @classmethod
     def _class_for(cls, config: ConvBertConfig) -> type[ConvBertPreTrainedModel]:
@@ -324,8 +335,9 @@ class ConvBertPreTrainedModel(nn.Module):
         state: dict[str, torch.Tensor],
         source: Any = "state dict",
         ignore_mismatched_sizes: bool = False,
-    ) -> None:
-        """Load a state dict in Hugging Face's names or ours, with errors that list what does not match."""
+    ) -> dict[str, list]:
+        """Load a state dict in Hugging Face's names or ours, with errors that list what does not match;
+        returns what was left to its initialisation or ignored (``from_pretrained``'s loading info)."""
         ours = self.own_state_dict()
         # older transformers checkpoints also saved these constant buffers
         state = {k: v for k, v in state.items() if not k.endswith(_HF_BUFFERS)}
@@ -355,6 +367,23 @@ class ConvBertPreTrainedModel(nn.Module):
             mapped = {k: v for k, v in mapped.items() if k not in ours or v.shape == ours[k].shape}
         mismatch.log_heads(logger, type(self).__name__)
         self.load_state_dict({k: v for k, v in mapped.items() if k in ours}, strict=False)
+        return {"missing_keys": list(mismatch.missing_head), "unexpected_keys": list(mismatch.foreign_heads),
+                "mismatched_keys": [w.split(":", 1)[0] for w in wrong] if ignore_mismatched_sizes else [],
+                "error_msgs": []}
+
+    def enable_input_require_grads(self) -> None:
+        """Make the input embeddings' output require gradients, so gradient checkpointing works with frozen
+        embeddings (PEFT / LoRA), as transformers' method of this name."""
+        def require_grads(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            output.requires_grad_(True)
+
+        self._require_grads_hook = self.get_input_embeddings().register_forward_hook(require_grads)
+
+    def disable_input_require_grads(self) -> None:
+        hook = getattr(self, "_require_grads_hook", None)
+        if hook is not None:
+            hook.remove()
+            self._require_grads_hook = None
 
     def _own_names(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A state dict of this model in either naming -> ours (e.g. what ``transformers.Trainer`` passes

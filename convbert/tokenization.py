@@ -28,12 +28,32 @@ from typing import Any, ClassVar
 VOCAB_FILE = "vocab.txt"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
-# Hugging Face's name for "no limit" (``int(1e30)``): ``model_max_length`` above it means "do not truncate".
-VERY_LARGE_INTEGER = int(1e30)
+# As transformers: a ``model_max_length`` above this means "do not truncate" (a tokenizer saved without a
+# length says int(1e30), transformers' VERY_LARGE_INTEGER).
+LARGE_INTEGER = int(1e20)
 
 PathLike = str | os.PathLike
 # One sequence: a text, or a list of words when ``is_split_into_words=True``.
 TextOrWords = str | Sequence[str]
+
+
+def wordpiece_of_tokenizer_json(path: Path) -> tuple[dict[str, int], dict[str, Any]]:
+    """(vocabulary, normaliser settings) of a WordPiece ``tokenizer.json``, for the pure-Python tokenizer."""
+    document = json.loads(Path(path).read_text(encoding="utf-8"))
+    model = document.get("model") or {}
+    if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        raise ValueError(f"{path}: not a WordPiece tokenizer.json (model type {model.get('type')!r}); "
+                         "ConvBERT's tokenizers are WordPiece")
+    vocab = dict(model["vocab"])
+    for added in document.get("added_tokens") or []:  # tokens added after the vocabulary keep their ids
+        vocab.setdefault(added["content"], added["id"])
+    normalizer = document.get("normalizer") or {}
+    settings: dict[str, Any] = {}
+    if normalizer.get("type") == "BertNormalizer":
+        settings = {"do_lower_case": normalizer.get("lowercase", True),
+                    "tokenize_chinese_chars": normalizer.get("handle_chinese_chars", True),
+                    "strip_accents": normalizer.get("strip_accents")}
+    return vocab, settings
 
 
 def default_vocab_file() -> Path:
@@ -742,7 +762,7 @@ class TokenizerBase:
         if pad_to_multiple_of == 0:
             raise ValueError("pad_to_multiple_of must be positive")
         if max_length is None:
-            unlimited = self.model_max_length > VERY_LARGE_INTEGER
+            unlimited = self.model_max_length > LARGE_INTEGER
             if padding_mode == "max_length":
                 padding_mode = None if unlimited else padding_mode
             if truncation_mode is not None:
@@ -926,10 +946,16 @@ class TokenizerBase:
 
     @classmethod
     def _from_directory(cls, directory: Path, kwargs: dict[str, Any]) -> TokenizerBase:
+        """vocab.txt, or the WordPiece vocabulary (and normaliser settings) of tokenizer.json: transformers 5
+        saves only the latter."""
         vocab_file = directory / VOCAB_FILE
-        if not vocab_file.is_file():
-            raise FileNotFoundError(f"no {VOCAB_FILE} in {str(directory)!r}")
-        return cls(vocab_file=vocab_file, **kwargs)
+        if vocab_file.is_file():
+            return cls(vocab_file=vocab_file, **kwargs)
+        tokenizer_file = directory / "tokenizer.json"
+        if tokenizer_file.is_file():
+            vocab, settings = wordpiece_of_tokenizer_json(tokenizer_file)
+            return cls(vocab=vocab, **{**settings, **kwargs})
+        raise FileNotFoundError(f"neither {VOCAB_FILE} nor tokenizer.json in {str(directory)!r}")
 
     def __repr__(self) -> str:
         return (
