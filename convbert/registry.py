@@ -45,6 +45,19 @@ HOOK = "convbert_register_blocks"
 TASKS_HOOK = "convbert_register_tasks"
 
 
+
+def dataclass_defaults(schema: type) -> dict[str, Any]:
+    """A dataclass's fields with their defaults ("???" for required ones): what listings show."""
+    out = {}
+    for f in dataclasses.fields(schema):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            out[f.name] = f.default_factory()  # type: ignore[misc]
+        else:
+            out[f.name] = "???"
+    return out
+
 @dataclass(frozen=True)
 class BlockSpec:
     """One registration: what a config's ``name:`` selects and how its other keys are checked."""
@@ -65,15 +78,7 @@ class BlockSpec:
 
     def defaults(self) -> dict[str, Any]:
         """The parameters with their defaults (MISSING for required ones), for listings and docs."""
-        out = {}
-        for f in dataclasses.fields(self.params):
-            if f.default is not dataclasses.MISSING:
-                out[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                out[f.name] = f.default_factory()  # type: ignore[misc]
-            else:
-                out[f.name] = "???"
-        return out
+        return dataclass_defaults(self.params)
 
 
 @dataclass(frozen=True)

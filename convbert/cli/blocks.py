@@ -12,7 +12,6 @@ CONVBERT_DISABLE_PLUGIN_AUTOLOAD=1), plus the modules given with ``--plugin``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -20,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from convbert.errors import ConvBertError
-from convbert.registry import KINDS, BlockSpec, Registry, TaskSpec
+from convbert.registry import KINDS, BlockSpec, Registry, TaskSpec, dataclass_defaults
 
 TASK_KIND = "task"
 
@@ -38,23 +37,11 @@ def describe(spec: BlockSpec) -> dict[str, Any]:
     }
 
 
-def _defaults(schema: type) -> dict[str, Any]:
-    out = {}
-    for f in dataclasses.fields(schema):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            out[f.name] = f.default_factory()  # type: ignore[misc]
-        else:
-            out[f.name] = "???"
-    return out
-
-
 def describe_task(spec: TaskSpec) -> dict[str, Any]:
     """One training task as plain data: how to choose it, the data it reads (with the data node's options and
     their defaults), its default head and its main dev metric."""
     task = spec.task
-    config = _defaults(task.config_class)
+    config = dataclass_defaults(task.config_class)
     head = config.get("head")
     return {
         "kind": TASK_KIND,
@@ -64,7 +51,7 @@ def describe_task(spec: TaskSpec) -> dict[str, Any]:
         "provider": spec.provider,
         "option": f"task={task.option or spec.name}",
         "data": task.data_name,
-        "data_options": {k: v for k, v in _defaults(task.data_class).items() if k != "name"},
+        "data_options": {k: v for k, v in dataclass_defaults(task.data_class).items() if k != "name"},
         "record_fields": list(task.record_fields),
         "head": head.get("name") if isinstance(head, dict) else head,
         "metric": task.metric,
