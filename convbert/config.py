@@ -73,6 +73,10 @@ class ConvBertConfig:
         label2id = kwargs.pop("label2id", None)
         self.name_or_path = str(kwargs.pop("name_or_path", kwargs.pop("_name_or_path", "")))
         self.dtype = kwargs.pop("dtype", None) or kwargs.get("torch_dtype")
+        # transformers' runtime choices, never written to config.json: the attention kernel (ours picks its
+        # own; the value is kept for code that reads it) and activation checkpointing from the start
+        self._attn_implementation = kwargs.pop("attn_implementation", None)
+        self.gradient_checkpointing = bool(kwargs.pop("gradient_checkpointing", False))
         for key in _IGNORED_KEYS:
             kwargs.pop(key, None)
         for key, default in {**HF_DEFAULTS, **EXTRA_DEFAULTS}.items():
@@ -112,6 +116,21 @@ class ConvBertConfig:
 
     # -- transformers' generic PretrainedConfig surface ----------------------------------------------
     is_encoder_decoder = False
+    sub_configs: dict[str, Any] = {}  # no nested configs (transformers' composite models have them)
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> ConvBertConfig:
+        """This config: ConvBERT is a text model without sub-configs (transformers' rule for such models)."""
+        return self
+
+    def __iter__(self):
+        """The field names, as iterating a transformers config gives its attributes."""
+        return iter(self.to_dict())
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        """``to_dict()`` without the fields that equal the defaults (what transformers writes by default)."""
+        default = ConvBertConfig().to_dict()
+        return {k: v for k, v in self.to_dict().items()
+                if k in ("model_type", "transformers_version") or default.get(k) != v}
     chunk_size_feed_forward = 0  # no feed-forward chunking (the only value ConvBERT supports)
 
     @property
@@ -158,11 +177,6 @@ class ConvBertConfig:
              "must be an integer >= 0")
         need(self.conv_kernel_size % 2 == 1, "conv_kernel_size",
              "must be odd so the span is centred on the token; use e.g. 3, 5, 9 or 17")
-        heads = max(self.num_attention_heads // self.head_ratio, 1)
-        need(self.hidden_size % (2 * heads) == 0, "hidden_size",
-             f"must be divisible by 2 * (num_attention_heads // head_ratio) = {2 * heads} "
-             "so that the attention and convolution heads (Hugging Face's rule) fill it exactly; "
-             "change hidden_size, num_attention_heads or head_ratio")
         need(self.hidden_size % self.num_groups == 0 and self.intermediate_size % self.num_groups == 0,
              "num_groups", f"must divide hidden_size ({self.hidden_size}) and intermediate_size "
              f"({self.intermediate_size}); use a common divisor such as 1, 2 or 4")
@@ -210,11 +224,23 @@ class ConvBertConfig:
         head = (self.composition or {}).get("head")
         return copy.deepcopy(dict(head)) if head is not None else None
 
+    def check_heads_fill(self) -> None:
+        """Raise ConfigError unless the attention and convolution heads fill hidden_size exactly (Hugging
+        Face's rule). Checked when a model is built, not when the config is: transformers builds such a
+        config (its own tests use hidden_size=37 with 4 heads) and refuses only the model."""
+        heads = max(self.num_attention_heads // self.head_ratio, 1)
+        if self.hidden_size % (2 * heads):
+            raise ConfigError(
+                f"ConvBertConfig.hidden_size={self.hidden_size!r}: must be divisible by 2 * "
+                f"(num_attention_heads // head_ratio) = {2 * heads} so that the attention and convolution heads "
+                "(Hugging Face's rule) fill it exactly; change hidden_size, num_attention_heads or head_ratio")
+
     def encoder_composition(self) -> dict[str, Any]:
         """The registry composition of the encoder (embeddings and layers, no head)."""
         saved = self._saved_encoder()
         if saved is not None:
             return copy.deepcopy(saved)
+        self.check_heads_fill()
         plugins = {"plugins": self.plugins} if self.plugins else {}
         ffn: dict[str, Any] = {"name": "dense", "intermediate_size": self.intermediate_size,
                                "activation": self.hidden_act}
@@ -382,11 +408,7 @@ class ConvBertConfig:
         return cls(**{**data, **kwargs})
 
     def to_json_string(self, use_diff: bool = False) -> str:
-        data = self.to_dict()
-        if use_diff:
-            default = ConvBertConfig().to_dict()
-            data = {k: v for k, v in data.items()
-                    if k in ("model_type", "transformers_version") or default.get(k) != v}
+        data = self.to_diff_dict() if use_diff else self.to_dict()
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
@@ -491,7 +513,7 @@ def _flat_fields_of(comp: dict[str, Any]) -> dict[str, Any]:
         fields["head_ratio"] = 1
     # keep the flat fields valid even when they only approximate a custom composition
     try:
-        ConvBertConfig(**fields)
+        ConvBertConfig(**fields).check_heads_fill()
     except ConfigError:
         for key in ("num_attention_heads", "head_ratio", "conv_kernel_size", "num_groups"):
             fields.pop(key, None)

@@ -6,6 +6,7 @@ names inside are ours and ``convbert.interop.hf_keys`` maps checkpoints both way
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -37,8 +38,12 @@ class ConvBertPreTrainedModel(nn.Module):
     base_model_prefix = "convbert"
     head_name: str | None = None
 
-    # A ConvBertModel inside a task model leaves its keys to the task model, which names them as a whole.
+    # A ConvBertModel inside a task model leaves its keys to the task model, which names them as a whole
+    # (set while the task model's state_dict runs; on its own, the inner model names its keys itself).
     _names_from_parent = False
+    # transformers' loading hooks, read by code written for PreTrainedModel: nothing is ignored on load
+    _keys_to_ignore_on_load_missing: list[str] | None = None
+    _keys_to_ignore_on_load_unexpected: list[str] | None = None
 
     def __init__(self, config: ConvBertConfig | None = None) -> None:
         super().__init__()
@@ -51,7 +56,8 @@ class ConvBertPreTrainedModel(nn.Module):
         """As ``nn.Module.state_dict``, in transformers' key names whenever transformers can express the
         model, so ``hf_model.load_state_dict(ours.state_dict())`` works (and ``load_state_dict`` takes either
         naming). The modules inside keep our names; ``own_state_dict()`` gives those."""
-        state = super().state_dict(*args, destination=destination, prefix=prefix, keep_vars=keep_vars)
+        with self._named_as_a_whole(include_self=False):
+            state = super().state_dict(*args, destination=destination, prefix=prefix, keep_vars=keep_vars)
         if self._names_from_parent or not self.config.hf_compatible:
             return state
         keys = [k for k in state if k.startswith(prefix)]
@@ -98,11 +104,23 @@ class ConvBertPreTrainedModel(nn.Module):
 
     def own_state_dict(self) -> dict[str, torch.Tensor]:
         """The state dict in our module names (what checkpoint conversion starts from)."""
-        names_from_parent, self._names_from_parent = self._names_from_parent, True
-        try:
+        with self._named_as_a_whole(include_self=True):
             return dict(super().state_dict())
+
+    @contextlib.contextmanager
+    def _named_as_a_whole(self, include_self: bool):
+        """While it runs, the ConvBert models inside this one (the encoder of a task model) keep our key names,
+        so the caller maps the whole state dict at once; on their own they name their keys themselves."""
+        inner = [m for m in self.modules() if isinstance(m, ConvBertPreTrainedModel)
+                 and (include_self or m is not self)]
+        before = [m._names_from_parent for m in inner]
+        for m in inner:
+            m._names_from_parent = True
+        try:
+            yield
         finally:
-            self._names_from_parent = names_from_parent
+            for m, flag in zip(inner, before):
+                m._names_from_parent = flag
 
     # -- weights ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -302,6 +320,11 @@ class ConvBertPreTrainedModel(nn.Module):
         (another head's weights, ignored), ``mismatched_keys`` and ``error_msgs``. ``state_dict=`` gives the
         weights instead of reading them (with ``pretrained_model_name_or_path=None``, pass ``config=``).
         """
+        if torch.get_default_device().type == "meta":
+            raise RuntimeError(
+                "You are using `from_pretrained` with a meta device context manager: the weights would be "
+                "read and then dropped. Load outside `with torch.device('meta')`, or build the model there with "
+                "`ConvBertFor...(config)` and load weights later (`to_empty`, then `load_state_dict`)")
         state_dict = kwargs.pop("state_dict", None)
         hub_kwargs = pop_hub_kwargs(kwargs)
         if pretrained_model_name_or_path is None and (config is None or state_dict is None):
@@ -367,8 +390,9 @@ class ConvBertPreTrainedModel(nn.Module):
             mapped = {k: v for k, v in mapped.items() if k not in ours or v.shape == ours[k].shape}
         mismatch.log_heads(logger, type(self).__name__)
         self.load_state_dict({k: v for k, v in mapped.items() if k in ours}, strict=False)
-        return {"missing_keys": list(mismatch.missing_head), "unexpected_keys": list(mismatch.foreign_heads),
-                "mismatched_keys": [w.split(":", 1)[0] for w in wrong] if ignore_mismatched_sizes else [],
+        # sets, as transformers 5 returns them; names as named_parameters() gives them
+        return {"missing_keys": set(mismatch.missing_head), "unexpected_keys": set(mismatch.foreign_heads),
+                "mismatched_keys": {w.split(":", 1)[0] for w in wrong} if ignore_mismatched_sizes else set(),
                 "error_msgs": []}
 
     def enable_input_require_grads(self) -> None:
@@ -438,7 +462,7 @@ class ConvBertModel(ConvBertPreTrainedModel):
         self.layers = nn.ModuleList(
             self.build_context.build("layer", parsed.layer, "layer") for _ in range(parsed.num_layers)
         )
-        self.gradient_checkpointing = False
+        self.gradient_checkpointing = bool(getattr(config, "gradient_checkpointing", False))
         self.init_weights()
 
     def gradient_checkpointing_enable(self,
@@ -529,7 +553,6 @@ class ConvBertWithHead(ConvBertPreTrainedModel):
         super().__init__(config)
         # built from the composition itself; the config only describes it (for config.json and transformers)
         self.convbert = ConvBertModel(config, composition=composition, registry=registry)
-        self.convbert._names_from_parent = True
         self.head = self.convbert.build_context.build("head", head, "head")
         self.init_weights()
 

@@ -45,7 +45,6 @@ def test_save_load_round_trip_keeps_unknown_fields(tmp_path):
         ("conv_kernel_size", 4, "odd"),
         ("conv_kernel_size", 0, "positive"),
         ("num_groups", 3, "divide"),
-        ("hidden_size", 30, "divisible"),
         ("head_ratio", 0, "positive"),
         ("hidden_act", "swishy", "activation"),
         ("hidden_dropout_prob", 1.5, "[0, 1)"),
@@ -57,6 +56,30 @@ def test_validation_names_field_value_and_fix(field, value, fragment):
     with pytest.raises(ConfigError) as err:
         ConvBertConfig(**tiny_config_kwargs(**{field: value}))
     assert field in str(err.value) and repr(value) in str(err.value) and fragment in str(err.value)
+
+
+def test_heads_that_do_not_fill_hidden_size_are_refused_by_the_model_not_the_config():
+    """transformers builds ConvBertConfig(hidden_size=37, num_attention_heads=4) and refuses only the model;
+    a Hub config transformers loads must load here too."""
+    import transformers
+
+    from convbert import ConvBertModel
+
+    config = ConvBertConfig(**tiny_config_kwargs(hidden_size=30))
+    assert config.hidden_size == 30 and transformers.ConvBertConfig(hidden_size=30).hidden_size == 30
+    with pytest.raises(ConfigError) as err:
+        ConvBertModel(config)
+    assert "hidden_size=30" in str(err.value) and "divisible" in str(err.value)
+
+
+def test_transformers_generic_config_api():
+    config = ConvBertConfig(**tiny_config_kwargs(), attn_implementation="eager", gradient_checkpointing=True)
+    assert config.get_text_config() is config and config.sub_configs == {}
+    assert config._attn_implementation == "eager" and config.gradient_checkpointing
+    assert "attn_implementation" not in config.to_dict() and "gradient_checkpointing" not in config.to_dict()
+    assert set(config) == set(config.to_dict()) and "hidden_size" in config
+    diff = config.to_diff_dict()
+    assert diff["hidden_size"] == config.hidden_size and "layer_norm_eps" not in diff
 
 
 def test_num_labels_and_label_maps():

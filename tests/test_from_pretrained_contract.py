@@ -17,9 +17,9 @@ def test_output_loading_info_reports_the_new_head(tmp_path):
     model, info = ConvBertForSequenceClassification.from_pretrained(tmp_path, output_loading_info=True)
     assert isinstance(model, ConvBertForSequenceClassification)
     assert info["missing_keys"] and all(k.startswith(("head.", "classifier")) for k in info["missing_keys"])
-    assert info["unexpected_keys"] == [] and info["mismatched_keys"] == [] and info["error_msgs"] == []
+    assert info["unexpected_keys"] == set() and info["mismatched_keys"] == set() and info["error_msgs"] == []
     _, info = ConvBertModel.from_pretrained(tmp_path, output_loading_info=True)
-    assert info["missing_keys"] == []
+    assert info["missing_keys"] == set()
 
 
 def test_state_dict_instead_of_files(tmp_path):

@@ -44,6 +44,12 @@ class BertEmbeddings(nn.Module):
         self.register_buffer("position_ids", positions, persistent=False)
         ctx.shared["word_embeddings"] = self.word
 
+    @torch.no_grad()
+    def init_block_weights(self, std: float) -> None:
+        """Refill the position table: a model built on the meta device and moved with ``to_empty`` holds
+        garbage there until ``init_weights`` runs (the non-persistent buffer is in no checkpoint)."""
+        self.position_ids.copy_(torch.arange(self.position_ids.shape[-1], device=self.position_ids.device)[None])
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
