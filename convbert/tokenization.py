@@ -25,6 +25,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
+from convbert.tokenization_added import (
+    SPECIAL_TOKEN_ATTRIBUTES,
+    AddedToken,
+    AddedTokensMixin,
+    added_token_from_dict,
+    read_added_tokens,
+)
+from convbert.tokenization_chat import ChatTemplateMixin, load_templates, save_templates
+
 VOCAB_FILE = "vocab.txt"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
@@ -496,8 +505,12 @@ def _lookup(table: dict, value: Any, name: str) -> str | None:
 _SPECIAL_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")  # Hugging Face's order
 
 
-class TokenizerBase:
-    """Special tokens, ``__call__``, decoding and saving; subclasses supply the vocabulary and the encoder."""
+class TokenizerBase(AddedTokensMixin, ChatTemplateMixin):
+    """Special tokens, ``__call__``, decoding and saving; subclasses supply the vocabulary and the encoder.
+
+    Added tokens and named special tokens (``add_tokens``, ``eos_token``, ...) come from ``AddedTokensMixin``,
+    ``apply_chat_template`` from ``ChatTemplateMixin``.
+    """
 
     model_input_names: ClassVar[tuple[str, ...]] = ("input_ids", "token_type_ids", "attention_mask")
     # The class name Hugging Face's AutoTokenizer resolves, so a saved directory also loads in transformers.
@@ -505,6 +518,10 @@ class TokenizerBase:
     # tok(text, "") outside a batch: Hugging Face's legacy tokenizer encodes a pair ([CLS] a [SEP] [SEP]),
     # its Rust-backed one a single text (its `if text_pair` test); each of ours follows its counterpart.
     empty_pair_is_single: ClassVar[bool] = False
+    # transformers 5 names the machinery behind a tokenizer: "tokenizers" (Rust) or "custom" (pure Python).
+    backend: ClassVar[str] = "custom"
+    # transformers' positional constructor inputs; ours are all keywords.
+    init_inputs: ClassVar[tuple] = ()
 
     def __init__(
         self,
@@ -518,12 +535,31 @@ class TokenizerBase:
         clean_up_tokenization_spaces: bool,
         padding_side: str,
         truncation_side: str,
+        bos_token: str | AddedToken | None = None,
+        eos_token: str | AddedToken | None = None,
+        extra_special_tokens: Sequence[str | AddedToken] | None = None,
+        chat_template: str | dict[str, str] | None = None,
+        unused: Mapping[str, Any] | None = None,
     ) -> None:
-        tokens = (unk_token, sep_token, pad_token, cls_token, mask_token)
-        for name, token in zip(_SPECIAL_NAMES, tokens, strict=True):
-            if not isinstance(token, str) or not token:
-                raise TypeError(f"{name} must be a non-empty str, got {token!r}")
-            setattr(self, name, token)
+        tokens = {"bos_token": bos_token, "eos_token": eos_token, "unk_token": unk_token, "sep_token": sep_token,
+                  "pad_token": pad_token, "cls_token": cls_token, "mask_token": mask_token}
+        for name in _SPECIAL_NAMES:
+            if tokens[name] is None:
+                raise TypeError(f"{name} must be a non-empty str or an AddedToken, got None")
+        self._store_special_tokens(tokens, extra_special_tokens)
+        self.chat_template = chat_template
+        for name in unused or ():
+            if hasattr(type(self), name):  # as transformers: `add_special_tokens=True` would shadow a method
+                raise AttributeError(f"{name!r} conflicts with the tokenizer's attribute of that name")
+        if unused:
+            import warnings
+
+            warnings.warn(
+                f"{type(self).__name__} ignores {sorted(unused)} (accepted for transformers compatibility; they "
+                "have no effect on a BERT tokenizer)",
+                stacklevel=3,
+            )
+        self._unused = dict(unused or {})
         for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
             if side not in ("left", "right"):
                 raise ValueError(f"{name} must be 'left' or 'right', got {side!r}")
@@ -552,50 +588,25 @@ class TokenizerBase:
     def _config(self) -> dict[str, Any]:
         """Constructor arguments that ``save_pretrained`` writes to tokenizer_config.json."""
         return {
-            **{name: getattr(self, name) for name in _SPECIAL_NAMES},
+            **{name: getattr(self, name) for name in SPECIAL_TOKEN_ATTRIBUTES},
+            "extra_special_tokens": self.extra_special_tokens,
+            "added_tokens_decoder": self._added_tokens_config(),
             "model_max_length": self.model_max_length,
             "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
             "padding_side": self.padding_side,
             "truncation_side": self.truncation_side,
         }
 
+    @property
+    def init_kwargs(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this tokenizer (transformers' attribute of that name)."""
+        return {**self._config(), "chat_template": self.chat_template, **self._unused}
+
     # -- special tokens --------------------------------------------------------------------------------------
-
-    @property
-    def unk_token_id(self) -> int:
-        return self._token_to_id(self.unk_token)
-
-    @property
-    def sep_token_id(self) -> int:
-        return self._token_to_id(self.sep_token)
-
-    @property
-    def pad_token_id(self) -> int:
-        return self._token_to_id(self.pad_token)
-
-    @property
-    def cls_token_id(self) -> int:
-        return self._token_to_id(self.cls_token)
-
-    @property
-    def mask_token_id(self) -> int:
-        return self._token_to_id(self.mask_token)
 
     @property
     def pad_token_type_id(self) -> int:
         return 0
-
-    @property
-    def special_tokens_map(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in _SPECIAL_NAMES}
-
-    @property
-    def all_special_tokens(self) -> list[str]:
-        return list(dict.fromkeys(getattr(self, name) for name in _SPECIAL_NAMES))
-
-    @property
-    def all_special_ids(self) -> list[int]:
-        return [self._token_to_id(token) for token in self.all_special_tokens]
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         """[CLS] A [SEP] adds 2, [CLS] A [SEP] B [SEP] adds 3."""
@@ -628,7 +639,7 @@ class TokenizerBase:
         if already_has_special_tokens:
             if token_ids_1 is not None:
                 raise ValueError("token_ids_1 must be None when the ids already contain special tokens")
-            special = set(self.all_special_ids)
+            special = self._skipped_ids()
             return [1 if int(index) in special else 0 for index in token_ids_0]
         first = [1] + [0] * len(token_ids_0) + [1]
         return first if token_ids_1 is None else first + [0] * len(token_ids_1) + [1]
@@ -653,15 +664,17 @@ class TokenizerBase:
     ) -> str | list[str | None] | None:
         if isinstance(ids, int):
             return self._id_to_token(ids)
-        skip = set(self.all_special_ids) if skip_special_tokens else ()
+        skip = self._skipped_ids() if skip_special_tokens else ()
         return [self._id_to_token(int(index)) for index in _as_id_list(ids) if int(index) not in skip]
 
     # -- encoding --------------------------------------------------------------------------------------------
 
     def __call__(
         self,
-        text: TextOrWords | Sequence[TextOrWords] | Sequence[tuple[TextOrWords, TextOrWords]],
+        text: TextOrWords | Sequence[TextOrWords] | Sequence[tuple[TextOrWords, TextOrWords]] | None = None,
         text_pair: TextOrWords | Sequence[TextOrWords] | None = None,
+        text_target: TextOrWords | Sequence[TextOrWords] | None = None,
+        text_pair_target: TextOrWords | Sequence[TextOrWords] | None = None,
         *,
         add_special_tokens: bool = True,
         padding: bool | str = False,
@@ -678,8 +691,16 @@ class TokenizerBase:
         return_length: bool = False,
         return_overflowing_tokens: bool = False,
         stride: int = 0,
+        max_target_length: int | None = None,
+        src_lang: str | None = None,
+        tgt_lang: str | None = None,
     ) -> BatchEncoding:
         """Encode a text, a pair, or a batch of either into model inputs (Hugging Face's keyword semantics).
+
+        ``text_target`` (and ``text_pair_target``), for sequence-to-sequence training, are encoded with the same
+        options (``max_target_length`` replacing ``max_length``) and their ``input_ids`` returned as
+        ``labels``; given alone, the target's encoding is returned.  ``src_lang``/``tgt_lang``, which
+        multilingual tokenizers take, are accepted and ignored: ConvBERT's vocabulary has no language codes.
 
         ``padding``: False/"do_not_pad", True/"longest" (to the longest in the batch) or "max_length".
         ``truncation``: False/"do_not_truncate", True/"longest_first", "only_first" or "only_second"; left
@@ -704,6 +725,56 @@ class TokenizerBase:
         batch axis.  ``stride`` must be smaller than a window's room for tokens (``max_length`` minus the
         special tokens, minus the other text for only_first / only_second); otherwise ValueError.
         """
+        options = dict(
+            add_special_tokens=add_special_tokens,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            is_split_into_words=is_split_into_words,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            return_tensors=return_tensors,
+            return_token_type_ids=return_token_type_ids,
+            return_attention_mask=return_attention_mask,
+            return_special_tokens_mask=return_special_tokens_mask,
+            return_offsets_mapping=return_offsets_mapping,
+            return_length=return_length,
+            return_overflowing_tokens=return_overflowing_tokens,
+            stride=stride,
+        )
+        if text is None and text_target is None:
+            raise TypeError(f"text must be {_ACCEPTED} (or pass text_target); got NoneType")
+        if text_target is None:
+            return self._encode_examples(text, text_pair, **options)
+        target_length = max_length if max_target_length is None else max_target_length
+        labels = self._encode_examples(text_target, text_pair_target, **{**options, "max_length": target_length})
+        if text is None:
+            return labels
+        encoding = self._encode_examples(text, text_pair, **options)
+        encoding["labels"] = labels["input_ids"]
+        return encoding
+
+    def _encode_examples(
+        self,
+        text: Any,
+        text_pair: Any,
+        *,
+        add_special_tokens: bool,
+        padding: bool | str,
+        truncation: bool | str | None,
+        max_length: int | None,
+        is_split_into_words: bool,
+        pad_to_multiple_of: int | None,
+        padding_side: str | None,
+        return_tensors: str | None,
+        return_token_type_ids: bool | None,
+        return_attention_mask: bool | None,
+        return_special_tokens_mask: bool,
+        return_offsets_mapping: bool,
+        return_length: bool,
+        return_overflowing_tokens: bool,
+        stride: int,
+    ) -> BatchEncoding:
         examples, batched = as_examples(text, text_pair, is_split_into_words)
         if self.empty_pair_is_single and not batched and examples[0][1] is not None and not examples[0][1]:
             examples = [(examples[0][0], None)]
@@ -909,19 +980,31 @@ class TokenizerBase:
     def _base_vocab(self) -> dict[str, int]:
         return self.get_vocab()
 
-    def save_pretrained(self, save_directory: PathLike) -> tuple[str, ...]:
+    def save_pretrained(self, save_directory: PathLike, save_jinja_files: bool = True) -> tuple[str, ...]:
         """Write vocab.txt, tokenizer_config.json and special_tokens_map.json (and the fast tokenizer's
-        tokenizer.json); the directory also loads with transformers' ``AutoTokenizer``."""
+        tokenizer.json); the directory also loads with transformers' ``AutoTokenizer``.
+
+        Added tokens are saved as transformers saves them (``added_tokens_decoder`` in tokenizer_config.json,
+        added_tokens.json for ids past the vocabulary), the chat template as chat_template.jinja (several:
+        also additional_chat_templates/NAME.jinja), or in tokenizer_config.json with
+        ``save_jinja_files=False``.
+        """
         directory = Path(save_directory)
+        template_config, template_files = ({}, [])
+        if self.chat_template is not None:  # checked before anything is written: names become file names
+            template_config, template_files = save_templates(self.chat_template, directory, save_jinja_files=False)
         directory.mkdir(parents=True, exist_ok=True)
-        config = {**self._config(), "tokenizer_class": self.hf_tokenizer_class}
-        written = []
+        if save_jinja_files:
+            template_config, template_files = save_templates(self.chat_template, directory, save_jinja_files=True)
+        config = {**self._config(), **template_config, "tokenizer_class": self.hf_tokenizer_class}
+        written = list(template_files)
         for name, content in ((CONFIG_FILE, config), (SPECIAL_TOKENS_MAP_FILE, self.special_tokens_map)):
             (directory / name).write_text(
                 json.dumps(content, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
             )
             written.append(str(directory / name))
         written += self.save_vocabulary(directory)
+        written += self._save_added_tokens(directory, self.vocab_size)
         return tuple(written) + self._save_extra(directory)
 
     def _save_extra(self, directory: Path) -> tuple[str, ...]:
@@ -936,13 +1019,17 @@ class TokenizerBase:
         from convbert.interop.hub import pop_hub_kwargs, resolve_pretrained
 
         directory = resolve_pretrained(pretrained_directory, for_what="tokenizer", **pop_hub_kwargs(kwargs))
-        return cls._from_directory(directory, {**read_saved_config(directory, cls.config_keys()), **kwargs})
+        saved = read_saved_config(directory, cls.config_keys())
+        saved["added_tokens_decoder"] = read_added_tokens(directory, saved)
+        saved["chat_template"] = load_templates(directory, saved.get("chat_template"))
+        return cls._from_directory(directory, {**saved, **kwargs})
 
     @classmethod
     def config_keys(cls) -> set[str]:
         import inspect
 
-        return {name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "vocab")}
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return {p.name for p in parameters if p.name not in ("self", "vocab") and p.kind is not p.VAR_KEYWORD}
 
     @classmethod
     def _from_directory(cls, directory: Path, kwargs: dict[str, Any]) -> TokenizerBase:
@@ -969,9 +1056,16 @@ def read_saved_config(directory: Path, known: set[str]) -> dict[str, Any]:
     for name in (CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE):
         if (directory / name).is_file():
             config.update(json.loads((directory / name).read_text(encoding="utf-8")))
-    for name in _SPECIAL_NAMES:  # Hugging Face may store a special token as {"content": "[CLS]", ...}
+    for name in SPECIAL_TOKEN_ATTRIBUTES:  # Hugging Face may store a special token as {"content": "[CLS]", ...}
         if isinstance(config.get(name), dict):
-            config[name] = config[name]["content"]
+            config[name] = added_token_from_dict(config[name]) if "content" in config[name] else None
+    for name in ("extra_special_tokens", "additional_special_tokens"):
+        if isinstance(config.get(name), list):
+            config[name] = [added_token_from_dict(t) if isinstance(t, dict) else t for t in config[name]]
+    if isinstance(config.get("extra_special_tokens"), dict):  # transformers 5's model-specific named tokens
+        config.pop("extra_special_tokens")
+    if not config.get("extra_special_tokens") and config.get("additional_special_tokens"):
+        config["extra_special_tokens"] = config.pop("additional_special_tokens")
     return {
         key: value
         for key, value in config.items()
@@ -1077,11 +1171,11 @@ class ConvBertTokenizer(TokenizerBase):
         do_lower_case: bool = True,
         do_basic_tokenize: bool = True,
         never_split: Iterable[str] | None = None,
-        unk_token: str = "[UNK]",
-        sep_token: str = "[SEP]",
-        pad_token: str = "[PAD]",
-        cls_token: str = "[CLS]",
-        mask_token: str = "[MASK]",
+        unk_token: str | AddedToken = "[UNK]",
+        sep_token: str | AddedToken = "[SEP]",
+        pad_token: str | AddedToken = "[PAD]",
+        cls_token: str | AddedToken = "[CLS]",
+        mask_token: str | AddedToken = "[MASK]",
         tokenize_chinese_chars: bool = True,
         strip_accents: bool | None = None,
         model_max_length: int = 512,
@@ -1090,6 +1184,13 @@ class ConvBertTokenizer(TokenizerBase):
         truncation_side: str = "right",
         *,
         vocab: Mapping[str, int] | None = None,
+        bos_token: str | AddedToken | None = None,
+        eos_token: str | AddedToken | None = None,
+        extra_special_tokens: Sequence[str | AddedToken] | None = None,
+        additional_special_tokens: Sequence[str | AddedToken] | None = None,
+        added_tokens_decoder: Mapping[int | str, AddedToken | Mapping[str, Any]] | None = None,
+        chat_template: str | dict[str, str] | None = None,
+        **unused: Any,
     ) -> None:
         super().__init__(
             unk_token=unk_token,
@@ -1101,6 +1202,11 @@ class ConvBertTokenizer(TokenizerBase):
             clean_up_tokenization_spaces=clean_up_tokenization_spaces,
             padding_side=padding_side,
             truncation_side=truncation_side,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            extra_special_tokens=extra_special_tokens or additional_special_tokens,
+            chat_template=chat_template,
+            unused=unused,
         )
         if vocab is None:
             path = default_vocab_file() if vocab_file is None else Path(vocab_file)
@@ -1108,12 +1214,9 @@ class ConvBertTokenizer(TokenizerBase):
                 raise FileNotFoundError(f"no vocabulary file at {str(path)!r}")
             vocab = load_vocab(path)
         self.vocab: dict[str, int] = dict(vocab)
-        # Special tokens missing from the vocabulary are appended after it, in Hugging Face's order.
-        self.added_tokens: dict[str, int] = {}
-        for token in self.all_special_tokens:
-            if token not in self.vocab and token not in self.added_tokens:
-                self.added_tokens[token] = len(self.vocab) + len(self.added_tokens)
-        self.ids_to_tokens = {index: token for token, index in {**self.vocab, **self.added_tokens}.items()}
+        # Added tokens missing from the vocabulary (special tokens included) get the ids after it.
+        self._extra_vocab: dict[str, int] = {}
+        self.ids_to_tokens = {index: token for token, index in self.vocab.items()}
         self.do_lower_case = do_lower_case
         self.do_basic_tokenize = do_basic_tokenize
         self.never_split = list(never_split) if never_split is not None else None
@@ -1122,12 +1225,38 @@ class ConvBertTokenizer(TokenizerBase):
         self.basic_tokenizer = BasicTokenizer(
             do_lower_case, never_split, tokenize_chinese_chars, strip_accents
         )
-        self.wordpiece = WordPiece(self.vocab, unk_token)
-        specials = sorted(self.all_special_tokens, key=len, reverse=True)
-        self._special_pattern = re.compile("(" + "|".join(map(re.escape, specials)) + ")")
-        self._special_first_chars = frozenset(token[0] for token in specials)
-        self._special_ids = frozenset(self.all_special_ids)
+        self.wordpiece = WordPiece(self.vocab, str(unk_token))
+        self._init_added_tokens(read_added_tokens(Path(), {"added_tokens_decoder": added_tokens_decoder}))
+
+    def _register(self, tokens: list[AddedToken]) -> int:
+        """Give each token its vocabulary id, or the next free one; as transformers' pure-Python tokenizer,
+        a non-special token is lower-cased first when the tokenizer lower-cases text."""
+        new = 0
+        for token in tokens:
+            if self.do_lower_case and token.normalized and not token.special:
+                token = AddedToken(token.content.lower(), token.single_word, token.lstrip, token.rstrip,
+                                   token.normalized, token.special)
+            index = self.vocab.get(token.content, self._extra_vocab.get(token.content))
+            if index is None:
+                index = self._extra_vocab[token.content] = len(self.vocab) + len(self._extra_vocab)
+                self.ids_to_tokens[index] = token.content
+                new += 1
+            self._added_tokens_decoder[index] = token
+        return new
+
+    def _refresh(self) -> None:
+        """Rebuild the added-token matcher and the special-token sets after any of them changed."""
+        added = {token.content: token for token in self._added_tokens_decoder.values()}
+        self._added_by_content = added
+        longest_first = sorted(added, key=len, reverse=True)
+        self._special_pattern = (
+            re.compile("(" + "|".join(map(re.escape, longest_first)) + ")") if longest_first else None
+        )
+        self._special_first_chars = frozenset(token[0] for token in longest_first)
+        self._special_ids = self._skipped_ids()
         self._keep_whole = frozenset(self.basic_tokenizer.never_split.union(self.all_special_tokens))
+        if self.unk_token is not None:
+            self.wordpiece.unk_token = self.unk_token
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -1145,32 +1274,47 @@ class ConvBertTokenizer(TokenizerBase):
         return len(self.vocab)
 
     def get_vocab(self) -> dict[str, int]:
-        return {**self.vocab, **self.added_tokens}
+        return {**self.vocab, **self._extra_vocab}
 
     def _base_vocab(self) -> dict[str, int]:
         return self.vocab
 
     def _token_to_id(self, token: str) -> int:
-        index = self.added_tokens.get(token, self.vocab.get(token))
-        return (
-            self.vocab.get(self.unk_token, self.added_tokens.get(self.unk_token)) if index is None else index
-        )
+        index = self._extra_vocab.get(token, self.vocab.get(token))
+        if index is None and self.unk_token is not None:
+            return self.vocab.get(self.unk_token, self._extra_vocab.get(self.unk_token))
+        return index
 
-    def _id_to_token(self, index: int) -> str:
+    def _id_to_token(self, index: int) -> str | None:
         return self.ids_to_tokens.get(index, self.unk_token)
 
     def tokenize(self, text: str) -> list[str]:
-        """Text to WordPiece tokens, without [CLS]/[SEP]; special tokens written in the text stay whole."""
+        """Text to WordPiece tokens, without [CLS]/[SEP]; special and added tokens written in the text stay
+        whole (matched in the raw text, longest first, with their lstrip/rstrip/single_word flags applied as
+        transformers' pure-Python tokenizer applies them)."""
         if not isinstance(text, str):
             raise TypeError(f"tokenize takes a str, got {describe_type(text)}")
-        if self._special_first_chars.isdisjoint(text):
+        if self._special_pattern is None or self._special_first_chars.isdisjoint(text):
             return self._tokenize_chunk(text)
+        parts = self._special_pattern.split(text)  # odd positions hold added tokens
+        whole = [i % 2 == 1 for i in range(len(parts))]
+        for i in range(1, len(parts), 2):
+            token = self._added_by_content[parts[i]]
+            if token.rstrip:
+                parts[i + 1] = parts[i + 1].lstrip()
+            if token.lstrip:
+                parts[i - 1] = parts[i - 1].rstrip()
+            if token.single_word:  # inside a word it is just text
+                if parts[i - 1] and parts[i - 1][-1] != " " and not whole[i - 1]:
+                    parts[i - 1], parts[i] = parts[i - 1] + parts[i], ""
+                elif parts[i + 1] and parts[i + 1][0] != " ":
+                    parts[i + 1], parts[i] = parts[i] + parts[i + 1], ""
         tokens: list[str] = []
-        for i, chunk in enumerate(self._special_pattern.split(text)):
-            if i % 2:
-                tokens.append(chunk)
-            elif chunk:
-                tokens.extend(self._tokenize_chunk(chunk))
+        for part, keep in zip(parts, whole, strict=True):
+            if keep and part:
+                tokens.append(part)
+            elif part:
+                tokens.extend(self._tokenize_chunk(part))
         return tokens
 
     def _tokenize_chunk(self, text: str) -> list[str]:

@@ -9,7 +9,7 @@ BertPreTokenizer, WordPiece, a [CLS]/[SEP] template, the WordPiece decoder) and 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from tokenizers import (
 from tokenizers.models import WordPiece
 
 from convbert.tokenization import (
+    _SPECIAL_NAMES,
     VOCAB_FILE,
     BatchEncoding,
     EncodeOptions,
@@ -37,6 +38,8 @@ from convbert.tokenization import (
     shape_output,
     window_sizes,
 )
+from convbert.tokenization_added import AddedToken as ConvBertAddedToken
+from convbert.tokenization_added import read_added_tokens
 
 TOKENIZER_FILE = "tokenizer.json"
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -128,6 +131,7 @@ class ConvBertTokenizerFast(TokenizerBase):
     """
 
     empty_pair_is_single = True
+    backend = "tokenizers"
 
     def __init__(
         self,
@@ -135,11 +139,11 @@ class ConvBertTokenizerFast(TokenizerBase):
         do_lower_case: bool = True,
         do_basic_tokenize: bool = True,
         never_split: Iterable[str] | None = None,
-        unk_token: str = "[UNK]",
-        sep_token: str = "[SEP]",
-        pad_token: str = "[PAD]",
-        cls_token: str = "[CLS]",
-        mask_token: str = "[MASK]",
+        unk_token: str | ConvBertAddedToken = "[UNK]",
+        sep_token: str | ConvBertAddedToken = "[SEP]",
+        pad_token: str | ConvBertAddedToken = "[PAD]",
+        cls_token: str | ConvBertAddedToken = "[CLS]",
+        mask_token: str | ConvBertAddedToken = "[MASK]",
         tokenize_chinese_chars: bool = True,
         strip_accents: bool | None = None,
         model_max_length: int = 512,
@@ -149,6 +153,13 @@ class ConvBertTokenizerFast(TokenizerBase):
         *,
         vocab: Mapping[str, int] | None = None,
         tokenizer_file: PathLike | None = None,
+        bos_token: str | ConvBertAddedToken | None = None,
+        eos_token: str | ConvBertAddedToken | None = None,
+        extra_special_tokens: Sequence[str | ConvBertAddedToken] | None = None,
+        additional_special_tokens: Sequence[str | ConvBertAddedToken] | None = None,
+        added_tokens_decoder: Mapping[int | str, ConvBertAddedToken | Mapping[str, Any]] | None = None,
+        chat_template: str | dict[str, str] | None = None,
+        **unused: Any,
     ) -> None:
         super().__init__(
             unk_token=unk_token,
@@ -160,14 +171,21 @@ class ConvBertTokenizerFast(TokenizerBase):
             clean_up_tokenization_spaces=clean_up_tokenization_spaces,
             padding_side=padding_side,
             truncation_side=truncation_side,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            extra_special_tokens=extra_special_tokens or additional_special_tokens,
+            chat_template=chat_template,
+            unused=unused,
         )
+        # BERT's five; other special tokens join as added tokens below, after any the folder saved.
+        core = list(dict.fromkeys(str(getattr(self, name)) for name in _SPECIAL_NAMES))
         if not do_basic_tokenize or never_split:
             raise ValueError(
                 "do_basic_tokenize=False and never_split need ConvBertTokenizer (the pure-Python one)"
             )
         if tokenizer_file is not None:
             backend = Tokenizer.from_file(str(tokenizer_file))
-            _add_special_tokens(backend, self.all_special_tokens)
+            _add_special_tokens(backend, core)
             if isinstance(
                 backend.normalizer, normalizers.BertNormalizer
             ):  # the file, not the config, decides
@@ -182,10 +200,10 @@ class ConvBertTokenizerFast(TokenizerBase):
                 vocab = load_vocab(path)
             backend = build_backend(
                 vocab,
-                self.all_special_tokens,
-                unk_token=unk_token,
-                cls_token=cls_token,
-                sep_token=sep_token,
+                core,
+                unk_token=self.unk_token,
+                cls_token=self.cls_token,
+                sep_token=self.sep_token,
                 do_lower_case=do_lower_case,
                 tokenize_chinese_chars=tokenize_chinese_chars,
                 strip_accents=strip_accents,
@@ -197,7 +215,34 @@ class ConvBertTokenizerFast(TokenizerBase):
         self.do_lower_case = do_lower_case
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.strip_accents = strip_accents
-        self._unk_id = backend.token_to_id(unk_token)
+        self._unk_id = backend.token_to_id(self.unk_token)
+        self._init_added_tokens(read_added_tokens(Path(), {"added_tokens_decoder": added_tokens_decoder}))
+
+    def _register(self, tokens: list[ConvBertAddedToken]) -> int:
+        """Add the tokens to the Rust tokenizer (which matches them before WordPiece); returns how many got
+        new ids."""
+        before = len(self)
+        for token in tokens:
+            rust = AddedToken(token.content, single_word=token.single_word, lstrip=token.lstrip,
+                              rstrip=token.rstrip, normalized=token.normalized, special=token.special)
+            if token.special:
+                self._backend.add_special_tokens([rust])
+            else:
+                self._backend.add_tokens([rust])
+            self._added_tokens_decoder[self._backend.token_to_id(token.content)] = token
+        return len(self) - before
+
+    def _refresh(self) -> None:
+        """Follow changed special tokens: the unknown id, and the [CLS]/[SEP] template."""
+        unk = None if self.unk_token is None else self._backend.token_to_id(self.unk_token)
+        self._unk_id = unk
+        cls, sep = self.cls_token_id, self.sep_token_id
+        if cls is not None and sep is not None:
+            self._backend.post_processor = processors.TemplateProcessing(
+                single=f"{self.cls_token}:0 $A:0 {self.sep_token}:0",
+                pair=f"{self.cls_token}:0 $A:0 {self.sep_token}:0 $B:1 {self.sep_token}:1",
+                special_tokens=[(self.cls_token, cls), (self.sep_token, sep)],
+            )
 
     @property
     def backend_tokenizer(self) -> Tokenizer:
@@ -418,7 +463,8 @@ class ConvBertTokenizerFast(TokenizerBase):
             continuing_subword_prefix="##",
         )
         backend.train_from_iterator(_checked_texts(text_iterator), trainer=trainer, length=length)
-        return type(self)(vocab=backend.get_vocab(), **self._config())
+        settings = {key: value for key, value in self._config().items() if key != "added_tokens_decoder"}
+        return type(self)(vocab=backend.get_vocab(), **settings)
 
 
 def _checked_texts(texts: Iterable[str] | Iterable[list[str]]) -> Iterator[str | list[str]]:
