@@ -90,7 +90,7 @@ class ConvBertConfig:
             self.id2label = {i: f"LABEL_{i}" for i in range(2 if num_labels is None else int(num_labels))}
         self._label2id = None
         if label2id is not None and id2label is not None:  # kept when it is more than the inverse
-            given = {str(k): int(v) for k, v in label2id.items()}
+            given = {str(k): v for k, v in label2id.items()}  # values as given, as transformers keeps them
             self._label2id = None if given == {v: k for k, v in self.id2label.items()} else given
         self.validate()
 
@@ -112,11 +112,13 @@ class ConvBertConfig:
 
     @label2id.setter
     def label2id(self, mapping: dict[str, int]) -> None:
-        self._label2id = {str(k): int(v) for k, v in mapping.items()}
+        self._label2id = {str(k): v for k, v in mapping.items()}
 
     # -- transformers' generic PretrainedConfig surface ----------------------------------------------
     is_encoder_decoder = False
     sub_configs: dict[str, Any] = {}  # no nested configs (transformers' composite models have them)
+    base_model_tp_plan = None  # no tensor-parallel or pipeline plans (transformers' distributed loading)
+    base_model_pp_plan = None
 
     def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> ConvBertConfig:
         """This config: ConvBERT is a text model without sub-configs (transformers' rule for such models)."""
@@ -410,6 +412,17 @@ class ConvBertConfig:
     def to_json_string(self, use_diff: bool = False) -> str:
         data = self.to_diff_dict() if use_diff else self.to_dict()
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, json_file_path: str | os.PathLike, use_diff: bool = True) -> None:
+        """Write the config as JSON (by default only what differs from the defaults, as transformers)."""
+        from convbert.interop.files import atomic_write_text
+
+        atomic_write_text(Path(json_file_path), self.to_json_string(use_diff=use_diff))
+
+    @classmethod
+    def from_json_file(cls, json_file: str | os.PathLike) -> ConvBertConfig:
+        """A config from one JSON file (``from_pretrained`` also takes the file's path)."""
+        return cls.from_pretrained(json_file)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         path = Path(save_directory)

@@ -7,6 +7,7 @@ names inside are ours and ``convbert.interop.hf_keys`` maps checkpoints both way
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 from pathlib import Path
@@ -176,6 +177,9 @@ class ConvBertPreTrainedModel(nn.Module):
         if new_num_tokens is None and pad_to_multiple_of is None:
             return old
         new_num_tokens = old.num_embeddings if new_num_tokens is None else int(new_num_tokens)
+        if pad_to_multiple_of is not None and not isinstance(pad_to_multiple_of, int):
+            raise ValueError(f"Asking to pad the embedding matrix to a multiple of `{pad_to_multiple_of}`, which "
+                             "is not and integer. Please make sure to pass an integer")  # transformers' words
         if pad_to_multiple_of is not None:
             new_num_tokens = -(-new_num_tokens // int(pad_to_multiple_of)) * int(pad_to_multiple_of)
         new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx,
@@ -226,6 +230,37 @@ class ConvBertPreTrainedModel(nn.Module):
     # -- transformers' PreTrainedModel surface that user code and Trainer / pipeline read ----------
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
+    # transformers' attention back-ends (sdpa, flash, flex) are not used: the mixer blocks pick their kernels
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = False
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        return False
+
+    @classmethod
+    def _from_config(cls, config: ConvBertConfig, **kwargs: Any) -> ConvBertPreTrainedModel:
+        """``cls(config)``, taking transformers' keyword arguments (``attn_implementation``, ``dtype``)."""
+        config = copy.deepcopy(config)
+        if kwargs.get("attn_implementation") is not None:
+            config._attn_implementation = kwargs["attn_implementation"]
+        model = cls(config)
+        dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+        return model.to(dtype) if isinstance(dtype, torch.dtype) else model
+
+    @property
+    def vocab_size(self) -> int:
+        return self.get_input_embeddings().num_embeddings
+
+    @property
+    def _tied_weights_keys(self) -> dict[str, str]:
+        """transformers 5's map of tied parameters, in ``state_dict()`` names: {decoder: word embeddings}."""
+        if not self._decoder_is_tied():
+            return {}
+        names = {id(p): n for n, p in self.state_dict(keep_vars=True).items()}
+        decoder = names.get(id(self.get_output_embeddings().weight))
+        source = next((n for n, p in self.state_dict(keep_vars=True).items()
+                       if p is self.get_input_embeddings().weight and n != decoder), None)
+        return {decoder: source} if decoder and source else {}
 
     @property
     def base_model(self) -> nn.Module:
