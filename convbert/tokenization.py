@@ -32,7 +32,7 @@ from convbert.tokenization_added import (
     added_token_from_dict,
     read_added_tokens,
 )
-from convbert.tokenization_chat import ChatTemplateMixin, load_templates, save_templates
+from convbert.tokenization_chat import ChatTemplateMixin, check_template_names, load_templates, save_templates
 
 VOCAB_FILE = "vocab.txt"
 CONFIG_FILE = "tokenizer_config.json"
@@ -541,8 +541,8 @@ class TokenizerBase(AddedTokensMixin, ChatTemplateMixin):
         chat_template: str | dict[str, str] | None = None,
         unused: Mapping[str, Any] | None = None,
     ) -> None:
-        tokens = {"bos_token": bos_token, "eos_token": eos_token, "unk_token": unk_token, "sep_token": sep_token,
-                  "pad_token": pad_token, "cls_token": cls_token, "mask_token": mask_token}
+        tokens = dict(zip(SPECIAL_TOKEN_ATTRIBUTES, (bos_token, eos_token, unk_token, sep_token, pad_token,
+                                                    cls_token, mask_token), strict=True))
         for name in _SPECIAL_NAMES:
             if tokens[name] is None:
                 raise TypeError(f"{name} must be a non-empty str or an AddedToken, got None")
@@ -555,8 +555,8 @@ class TokenizerBase(AddedTokensMixin, ChatTemplateMixin):
             import warnings
 
             warnings.warn(
-                f"{type(self).__name__} ignores {sorted(unused)} (accepted for transformers compatibility; they "
-                "have no effect on a BERT tokenizer)",
+                f"{type(self).__name__} ignores {sorted(unused)} (accepted for transformers compatibility; "
+                "they have no effect on a BERT tokenizer)",
                 stacklevel=3,
             )
         self._unused = dict(unused or {})
@@ -697,8 +697,8 @@ class TokenizerBase(AddedTokensMixin, ChatTemplateMixin):
     ) -> BatchEncoding:
         """Encode a text, a pair, or a batch of either into model inputs (Hugging Face's keyword semantics).
 
-        ``text_target`` (and ``text_pair_target``), for sequence-to-sequence training, are encoded with the same
-        options (``max_target_length`` replacing ``max_length``) and their ``input_ids`` returned as
+        ``text_target`` (and ``text_pair_target``), for sequence-to-sequence training, are encoded with the
+        same options (``max_target_length`` replacing ``max_length``) and their ``input_ids`` returned as
         ``labels``; given alone, the target's encoding is returned.  ``src_lang``/``tgt_lang``, which
         multilingual tokenizers take, are accepted and ignored: ConvBERT's vocabulary has no language codes.
 
@@ -747,7 +747,8 @@ class TokenizerBase(AddedTokensMixin, ChatTemplateMixin):
         if text_target is None:
             return self._encode_examples(text, text_pair, **options)
         target_length = max_length if max_target_length is None else max_target_length
-        labels = self._encode_examples(text_target, text_pair_target, **{**options, "max_length": target_length})
+        target_options = {**options, "max_length": target_length}
+        labels = self._encode_examples(text_target, text_pair_target, **target_options)
         if text is None:
             return labels
         encoding = self._encode_examples(text, text_pair, **options)
@@ -990,12 +991,9 @@ class TokenizerBase(AddedTokensMixin, ChatTemplateMixin):
         ``save_jinja_files=False``.
         """
         directory = Path(save_directory)
-        template_config, template_files = ({}, [])
-        if self.chat_template is not None:  # checked before anything is written: names become file names
-            template_config, template_files = save_templates(self.chat_template, directory, save_jinja_files=False)
+        check_template_names(self.chat_template)  # before anything is written: names become file names
         directory.mkdir(parents=True, exist_ok=True)
-        if save_jinja_files:
-            template_config, template_files = save_templates(self.chat_template, directory, save_jinja_files=True)
+        template_config, template_files = save_templates(self.chat_template, directory, save_jinja_files)
         config = {**self._config(), **template_config, "tokenizer_class": self.hf_tokenizer_class}
         written = list(template_files)
         for name, content in ((CONFIG_FILE, config), (SPECIAL_TOKENS_MAP_FILE, self.special_tokens_map)):
@@ -1056,7 +1054,7 @@ def read_saved_config(directory: Path, known: set[str]) -> dict[str, Any]:
     for name in (CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE):
         if (directory / name).is_file():
             config.update(json.loads((directory / name).read_text(encoding="utf-8")))
-    for name in SPECIAL_TOKEN_ATTRIBUTES:  # Hugging Face may store a special token as {"content": "[CLS]", ...}
+    for name in SPECIAL_TOKEN_ATTRIBUTES:  # Hugging Face may store a special token as {"content": ..., ...}
         if isinstance(config.get(name), dict):
             config[name] = added_token_from_dict(config[name]) if "content" in config[name] else None
     for name in ("extra_special_tokens", "additional_special_tokens"):

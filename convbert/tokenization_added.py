@@ -16,7 +16,15 @@ from typing import Any
 
 ADDED_TOKENS_FILE = "added_tokens.json"
 # Hugging Face's order; BERT uses the last five, bos/eos are None unless given.
-SPECIAL_TOKEN_ATTRIBUTES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+SPECIAL_TOKEN_ATTRIBUTES = (
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+)
 
 
 class AddedToken:
@@ -27,7 +35,7 @@ class AddedToken:
     ``not special``, as in Hugging Face.
     """
 
-    __slots__ = ("content", "single_word", "lstrip", "rstrip", "normalized", "special")
+    __slots__ = ("content", "lstrip", "normalized", "rstrip", "single_word", "special")
 
     def __init__(
         self,
@@ -104,7 +112,8 @@ def read_added_tokens(directory: Path, config: Mapping[str, Any]) -> dict[int, A
 
 
 class _SpecialToken:
-    """``tokenizer.eos_token`` etc.: the token as a str, or None; settable (a new token joins the vocabulary)."""
+    """``tokenizer.eos_token`` etc.: the token as a str, or None; settable (to a token of the vocabulary:
+    ``add_special_tokens`` adds new ones)."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -214,20 +223,13 @@ class AddedTokensMixin:
     def _set_special_token(self, name: str, value: Any) -> None:
         if value is not None and not (isinstance(value, str) and value) and not hasattr(value, "content"):
             raise TypeError(f"{name} must be a non-empty str, an AddedToken or None, got {value!r}")
-        self._special_tokens_map[name] = value
-        if value is not None:
-            self._register([as_added_token(value, special=True)])
-        self._refresh()
+        self._special_tokens_map[name] = value  # as in transformers, a token new to the vocabulary maps to
+        self._refresh()  # the unknown id until add_special_tokens adds it
 
     @property
-    def special_tokens_map(self) -> dict[str, Any]:
-        """The named special tokens that are set (as str), plus ``extra_special_tokens`` when there are any."""
-        out: dict[str, Any] = {
-            name: str(value) for name, value in self._special_tokens_map.items() if value is not None
-        }
-        if self._extra_special_tokens:
-            out["extra_special_tokens"] = self.extra_special_tokens
-        return out
+    def special_tokens_map(self) -> dict[str, str]:
+        """The named special tokens that are set, as str (transformers 5 lists the extra ones apart)."""
+        return {name: str(value) for name, value in self._special_tokens_map.items() if value is not None}
 
     @property
     def extra_special_tokens(self) -> list[str]:
@@ -314,11 +316,17 @@ class AddedTokensMixin:
                 extra = [as_added_token(token, special=True) for token in value]
                 if not replace_extra_special_tokens:
                     known = set(self.extra_special_tokens)
-                    extra = self._extra_special_tokens + [token for token in extra if token.content not in known]
+                    extra = self._extra_special_tokens + [
+                        token for token in extra if token.content not in known
+                    ]
                 self._extra_special_tokens = extra
                 new.extend(extra)
             else:
-                if value is not None and not (isinstance(value, str) and value) and not hasattr(value, "content"):
+                if (
+                    value is not None
+                    and not (isinstance(value, str) and value)
+                    and not hasattr(value, "content")
+                ):
                     raise TypeError(f"{key} must be a non-empty str or an AddedToken, got {value!r}")
                 self._special_tokens_map[key] = value
                 if value is not None:
@@ -334,9 +342,13 @@ class AddedTokensMixin:
     def _save_added_tokens(self, directory: Path, vocab_size: int) -> tuple[str, ...]:
         """added_tokens.json: the tokens past the vocabulary, {content: id}, as transformers' slow tokenizers
         write it (older readers of a folder find them there)."""
-        beyond = {token.content: index for index, token in self._added_tokens_decoder.items() if index >= vocab_size}
+        beyond = {
+            token.content: index for index, token in self._added_tokens_decoder.items() if index >= vocab_size
+        }
         if not beyond:
             return ()
         path = directory / ADDED_TOKENS_FILE
-        path.write_text(json.dumps(beyond, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        path.write_text(
+            json.dumps(beyond, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         return (str(path),)

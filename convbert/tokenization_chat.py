@@ -1,17 +1,16 @@
-"""Chat templates: ``apply_chat_template`` and how a template is saved and loaded, with transformers' semantics.
+"""Chat templates: ``apply_chat_template`` and how templates are saved and loaded, as in transformers.
 
 A ConvBERT checkpoint has no chat format of its own, but pipelines and trainers written for Hugging Face call
 these methods on any tokenizer, and a folder may carry a template.  Rendering follows transformers 5: a
 sandboxed Jinja environment (``trim_blocks``/``lstrip_blocks``, loop controls, ``tojson``, ``strftime_now``,
 ``raise_exception``, ``{% generation %}`` blocks), message objects turned into dicts with None fields dropped,
-``continue_final_message`` and ``add_generation_prompt``.  jinja2 is imported only when a template is rendered.
+``continue_final_message`` and ``add_generation_prompt``.  jinja2 is imported only to render a template.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -23,7 +22,6 @@ ADDITIONAL_CHAT_TEMPLATES_DIR = "additional_chat_templates"
 _CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
 # Names a message's reasoning is passed under; templates read the first.
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
-_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 @lru_cache(maxsize=32)
@@ -37,10 +35,10 @@ def compile_template(template: str):
         raise ImportError("chat templates need jinja2 (pip install 'jinja2>=3.1.6')") from None
 
     class Generation(jinja2.ext.Extension):
-        """``{% generation %}...{% endgeneration %}`` renders its body (it marks assistant output, whose token mask
-        is not offered), so templates written for assistant masks still render."""
+        """``{% generation %}...{% endgeneration %}`` renders its body (it marks assistant output, whose token
+        mask is not offered), so templates written for assistant masks still render."""
 
-        tags = {"generation"}
+        tags = frozenset({"generation"})
 
         def parse(self, parser):
             lineno = next(parser.stream).lineno
@@ -55,7 +53,9 @@ def compile_template(template: str):
 
     def tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
         # Jinja's own tojson escapes HTML characters, which chat formats do not want.
-        return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+        return json.dumps(
+            value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+        )
 
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=[Generation, jinja2.ext.loopcontrols]
@@ -73,7 +73,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {_plain(key): _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_plain(item) for item in value) if isinstance(value, tuple) else [_plain(v) for v in value]
+        return (
+            type(value)(_plain(item) for item in value)
+            if isinstance(value, tuple)
+            else [_plain(v) for v in value]
+        )
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {field.name: _plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
     if callable(getattr(value, "model_dump", None)):
@@ -85,7 +89,8 @@ def _plain(value: Any) -> Any:
 
 
 def normalize_messages(conversation: Any) -> list[dict]:
-    """Each message as a dict without its None fields (APIs send ``content=None``; templates test presence)."""
+    """Each message as a dict without its None fields (APIs send ``content=None``; templates test for a
+    key's presence)."""
     messages = _plain(getattr(conversation, "messages", conversation))
     out = []
     for message in messages:
@@ -113,15 +118,19 @@ def render(
         field = continue_final_message if isinstance(continue_final_message, str) else "content"
         final = messages[-1].get(field)
         if final is None:
-            raise ValueError(f'continue_final_message is set but the final message has no "{field}" to continue')
+            raise ValueError(
+                f'continue_final_message is set but the final message has no "{field}" to continue'
+            )
         fields = [field]
         if field in _REASONING_FIELDS:
             fields = [name for name in _REASONING_FIELDS if messages[-1].get(name) == final]
         if not any(name in template for name in fields):
-            raise ValueError(f'continue_final_message is set to "{field}", which the chat template never reads')
+            raise ValueError(
+                f'continue_final_message is set to "{field}", which the chat template never reads'
+            )
         if not isinstance(final, str):
             raise ValueError("continue_final_message needs the final message's field to be a str")
-        messages[-1] = {**messages[-1], **{name: final + _CONTINUE_TAG for name in fields}}
+        messages[-1] = {**messages[-1], **dict.fromkeys(fields, final + _CONTINUE_TAG)}
     text = compile_template(template).render(
         messages=messages, add_generation_prompt=add_generation_prompt, **variables
     )
@@ -159,26 +168,33 @@ def pick_template(templates: str | dict[str, str] | None, chosen: str | None, to
 
 
 def as_template_dict(value: Any) -> str | dict[str, str] | None:
-    """A config's ``chat_template``: a str, or the list of {"name", "template"} transformers saves for several."""
+    """A config's ``chat_template``: a str, or the {"name", "template"} list saved for several."""
     if isinstance(value, (list, tuple)):
         return {item["name"]: item["template"] for item in value}
     return value
 
 
+def check_template_names(templates: str | dict[str, str] | None) -> None:
+    """Refuse template names that are not plain file names: saving writes NAME.jinja, so "../x" would
+    escape the folder."""
+    for name in templates if isinstance(templates, dict) else ():
+        if (
+            not isinstance(name, str)
+            or name in ("", ".", "..")
+            or any(char in name for char in "/\\\0")
+            or Path(name).name != name
+        ):
+            raise ValueError(f"chat template name {name!r} is not a plain file name")
+
+
 def save_templates(
     templates: str | dict[str, str] | None, directory: Path, save_jinja_files: bool
 ) -> tuple[dict[str, Any], list[str]]:
-    """Write the template(s) as transformers does: .jinja files, or (``save_jinja_files=False``) config entries.
-
-    Returns (keys for tokenizer_config.json, files written).  A template name that is not a plain file name is
-    refused before anything is written, so a crafted name cannot escape the folder.
-    """
+    """Write the template(s) as transformers does: .jinja files, or (``save_jinja_files=False``) entries of
+    tokenizer_config.json.  Returns (keys for tokenizer_config.json, files written)."""
+    check_template_names(templates)
     if templates is None:
         return {}, []
-    if isinstance(templates, dict):
-        for name in templates:
-            if not isinstance(name, str) or not _TEMPLATE_NAME.match(name) or name in (".", ".."):
-                raise ValueError(f"chat template name {name!r} is not a plain file name (letters, digits, _ . -)")
     if not save_jinja_files:
         if isinstance(templates, dict):
             return {"chat_template": [{"name": k, "template": v} for k, v in templates.items()]}, []
@@ -245,7 +261,7 @@ class ChatTemplateMixin:
     ) -> Any:
         """Render a conversation (a list of messages) or a batch of them with a Jinja chat template, then
         tokenize it without [CLS]/[SEP] unless ``tokenize=False`` (transformers' semantics; the template sees
-        ``messages``, ``tools``, ``documents``, ``add_generation_prompt``, the special tokens and ``kwargs``)."""
+        ``messages``, ``tools``, ``documents``, ``add_generation_prompt``, the special tokens, ``kwargs``)."""
         if return_assistant_tokens_mask:
             raise NotImplementedError("return_assistant_tokens_mask is not offered by convbert's tokenizers")
         if continue_final_message and add_generation_prompt:

@@ -219,18 +219,16 @@ class ConvBertTokenizerFast(TokenizerBase):
         self._init_added_tokens(read_added_tokens(Path(), {"added_tokens_decoder": added_tokens_decoder}))
 
     def _register(self, tokens: list[ConvBertAddedToken]) -> int:
-        """Add the tokens to the Rust tokenizer (which matches them before WordPiece); returns how many got
-        new ids."""
-        before = len(self)
+        """Add the tokens to the Rust tokenizer (which matches them before WordPiece); returns its count of
+        tokens added (as transformers' fast tokenizer, one already in the vocabulary counts)."""
+        added = 0
         for token in tokens:
             rust = AddedToken(token.content, single_word=token.single_word, lstrip=token.lstrip,
                               rstrip=token.rstrip, normalized=token.normalized, special=token.special)
-            if token.special:
-                self._backend.add_special_tokens([rust])
-            else:
-                self._backend.add_tokens([rust])
+            add = self._backend.add_special_tokens if token.special else self._backend.add_tokens
+            added += add([rust])
             self._added_tokens_decoder[self._backend.token_to_id(token.content)] = token
-        return len(self) - before
+        return added
 
     def _refresh(self) -> None:
         """Follow changed special tokens: the unknown id, and the [CLS]/[SEP] template."""
