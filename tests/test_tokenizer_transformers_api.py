@@ -154,7 +154,11 @@ def test_special_token_setters_match_transformers(kind):
 def test_text_target_labels_match_transformers(kind):
     ours, theirs = pairs()[kind]
     sources, targets = ["translate this", "and this longer one, please"], ["übersetze das", "und das hier"]
-    for kwargs in ({}, {"max_length": 4}, {"max_length": 6, "max_target_length": 3, "padding": True}):
+    for kwargs in (
+        {},
+        {"max_length": 4},
+        {"max_length": 6, "max_target_length": 3, "padding": True, "truncation": True},
+    ):
         assert same(
             ours(sources, text_target=targets, **kwargs), theirs(sources, text_target=targets, **kwargs)
         )
