@@ -34,6 +34,10 @@ class CheckpointError(ConvBertError, ValueError):
     """A checkpoint directory or file is missing, corrupt, unsafe or does not match the model."""
 
 
+class ShapeMismatchError(CheckpointError, RuntimeError):
+    """A checkpoint tensor's shape differs from the model's (a RuntimeError too, as transformers raises)."""
+
+
 class InputError(ConvBertError, ValueError):
     """A forward() input is malformed (shape, range or length)."""
 

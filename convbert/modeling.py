@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from convbert.composition import BuildContext, parse_composition, resolve_registry
 from convbert.config import ConvBertConfig
-from convbert.errors import CheckpointError, InputError
+from convbert.errors import CheckpointError, InputError, ShapeMismatchError
 from convbert.interop import hf_keys
 from convbert.interop.files import load_state_dict_dir, save_weights
 from convbert.interop.hub import pop_hub_kwargs, resolve_pretrained
@@ -399,6 +399,7 @@ class ConvBertPreTrainedModel(nn.Module):
         ours = self.own_state_dict()
         # older transformers checkpoints also saved these constant buffers
         state = {k: v for k, v in state.items() if not k.endswith(_HF_BUFFERS)}
+        state = hf_keys.renamed_own_keys(state, {**ours, **{k.removeprefix(hf_keys.PREFIX): v for k, v in ours.items()}})
         prefix = hf_keys.PREFIX
         if any(k in ours or k.removeprefix(prefix) in ours or prefix + k in ours
                for k in state if not k.startswith("head.")):  # our names
@@ -414,7 +415,7 @@ class ConvBertPreTrainedModel(nn.Module):
         wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(ours[k].shape)}"
                  for k, v in mapped.items() if k in ours and v.shape != ours[k].shape]
         if wrong and not ignore_mismatched_sizes:
-            raise CheckpointError(
+            raise ShapeMismatchError(
                 f"checkpoint {source} has tensors of the wrong shape: {'; '.join(wrong)}. Pass "
                 "ignore_mismatched_sizes=True to re-initialise them "
                 "(e.g. a classifier with a new num_labels)."
@@ -769,10 +770,13 @@ def _accept_hf_names(module: ConvBertPreTrainedModel, state_dict: dict[str, torc
                      *_: Any) -> None:
     """``load_state_dict`` pre-hook: keys in transformers' names (as ``state_dict()`` gives them) become
     ours in place; keys in our names pass through."""
-    if module._names_from_parent or not module.config.hf_compatible:
+    if module._names_from_parent:
         return
     given = {k[len(prefix):]: state_dict.pop(k) for k in [k for k in state_dict if k.startswith(prefix)]}
-    state_dict.update((prefix + k, v) for k, v in module._own_names(given).items())
+    if module.config.hf_compatible:
+        given = module._own_names(given)
+    given = hf_keys.renamed_own_keys(given, module.own_state_dict())
+    state_dict.update((prefix + k, v) for k, v in given.items())
 
 
 def _default(value: bool | None, fallback: bool) -> bool:

@@ -102,7 +102,7 @@ def test_variant_matches_an_unfolded_convolution(fresh_registry, variant: str) -
         torch.nn.init.normal_(p)
     hidden = torch.randn(2, 9, 12)
     out, probs = block(hidden, SequenceMask())
-    value = block.value(hidden).view(2, 9, 3, 4)
+    value = block.conv_value(hidden).view(2, 9, 3, 4)
     if variant == "conv":
         kernel = block.weight  # (heads, head_size, k): one kernel per channel
     elif variant == "lightweight_conv":
@@ -128,8 +128,8 @@ def test_normalised_kernels_average_their_window(fresh_registry) -> None:
     """lightweight and dynamic kernels are softmax weights: constant values stay constant inside the span."""
     for variant in ("lightweight_conv", "dynamic_conv"):
         block = BuildContext(fresh_registry, 8).build("mixer", {"name": variant, "kernel_size": 3}, "mixer")
-        torch.nn.init.zeros_(block.value.weight)
-        torch.nn.init.constant_(block.value.bias, 2.0)
+        torch.nn.init.zeros_(block.conv_value.weight)
+        torch.nn.init.constant_(block.conv_value.bias, 2.0)
         out, _ = block(torch.randn(2, 6, 8), SequenceMask())
         torch.testing.assert_close(out[:, 1:-1], torch.full_like(out[:, 1:-1], 2.0))
 

@@ -190,13 +190,13 @@ def test_layerwise_learning_rates_follow_electra(tmp_path):
     rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
     names = dict(model.named_parameters())
     # n = 3 layers: head 1, layer 2 (depth 3) 0.5^2, layer 0 (depth 1) 0.5^4, embeddings 0.5^5
-    assert rate[id(names["head.out_proj.weight"])] == 1.0
+    assert rate[id(names["head.classifier.out_proj.weight"])] == 1.0
     assert rate[id(next(p for n, p in names.items() if n.startswith("convbert.layers.2.")))] == 0.25
     assert rate[id(next(p for n, p in names.items() if n.startswith("convbert.layers.0.")))] == 0.0625
     assert rate[id(names["convbert.embeddings.word.weight"])] == 0.03125
     decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] for p in g["params"]}
     assert id(names["convbert.embeddings.norm.weight"]) not in decayed
-    assert id(names["head.dense.weight"]) in decayed
+    assert id(names["head.classifier.dense.weight"]) in decayed
 
 
 def sweep(cwd, *overrides):

@@ -677,7 +677,7 @@ def test_from_pretrained_num_labels_override(writer, tmp_path):
     hf = transformers.ConvBertForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
     ours = convbert.ConvBertForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
     assert hf.config.num_labels == 5
-    assert ours.config.num_labels == 5 and ours.head.out_proj.out_features == 5
+    assert ours.config.num_labels == 5 and ours.head.classifier.out_proj.out_features == 5
 
 
 def test_ignore_mismatched_sizes(tmp_path):

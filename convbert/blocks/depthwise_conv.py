@@ -55,7 +55,8 @@ class ValueConv(nn.Module):
         self.num_heads, self.head_size, self.kernel_size = heads, size, params.kernel_size
         self.output_size = heads * size
         self.mask_padding = params.mask_padding
-        self.value = nn.Linear(hidden, self.output_size)
+        # not `value`: name-keyed recipes (LoRA's target_modules=["query", "value"]) mean attention's
+        self.conv_value = nn.Linear(hidden, self.output_size)
 
     def kernel(self, hidden: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -68,7 +69,7 @@ class ValueConv(nn.Module):
         shared: dict | None = None,
     ) -> tuple[torch.Tensor, None]:
         batch, length, _ = hidden.shape
-        value = self.value(hidden)
+        value = self.conv_value(hidden)
         if self.mask_padding:
             value = mask.zero_padding(value)
         value = value.view(batch, length, self.num_heads, self.head_size)

@@ -60,7 +60,8 @@ class SpanConv(nn.Module):
         self.key_pointwise = Linear(hidden, width)
         self.query = None if params.shared_query or params.kernel_input == "key" else Linear(hidden, width)
         self.kernel = Linear(width, heads * params.kernel_size)
-        self.value = Linear(hidden, width)
+        # not `value`: name-keyed recipes (LoRA's target_modules=["query", "value"]) mean attention's
+        self.conv_value = Linear(hidden, width)
         self.init_block_weights(ctx.initializer_range)
 
     def forward(
@@ -77,7 +78,7 @@ class SpanConv(nn.Module):
         if self.kernel_input == "query_key":
             span_key = span_key * self._query(hidden, shared)
         kernel = self.kernel(span_key).view(batch, length, self.num_heads, k).softmax(-1)
-        value = self.value(hidden)
+        value = self.conv_value(hidden)
         if self.mask_padding:
             value = mask.zero_padding(value)
         value = value.view(batch, length, self.num_heads, self.head_size)

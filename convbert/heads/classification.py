@@ -31,8 +31,25 @@ class SequenceClassificationParams:
     problem_type: str | None = None  # None: inferred from num_labels and the labels' dtype, as Hugging Face
 
 
+class ClassifierMLP(nn.Module):
+    """The first token's state -> dropout, dense, activation, dropout, projection: transformers'
+    ``ConvBertClassificationHead``, under its name ``classifier`` so that recipes which find a classification
+    head by name (PEFT's ``modules_to_save`` for ``SEQ_CLS``) find this one."""
+
+    def __init__(self, hidden_size: int, num_labels: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.act = Activation(activation)
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(sequence_output[:, 0])
+        return self.out_proj(self.dropout(self.act(self.dense(x))))
+
+
 class SequenceClassificationHead(nn.Module):
-    """The first token's state -> dropout, dense, activation, dropout, projection to num_labels."""
+    """Logits from the first token's state (``classifier``) and the loss of the problem type."""
 
     def __init__(self, params: SequenceClassificationParams, ctx) -> None:
         super().__init__()
@@ -42,16 +59,12 @@ class SequenceClassificationHead(nn.Module):
             )
         self.num_labels = params.num_labels
         self.problem_type = params.problem_type
-        self.dense = nn.Linear(ctx.hidden_size, ctx.hidden_size)
-        self.act = Activation(params.activation)
-        self.dropout = nn.Dropout(params.dropout)
-        self.out_proj = nn.Linear(ctx.hidden_size, params.num_labels)
+        self.classifier = ClassifierMLP(ctx.hidden_size, params.num_labels, params.activation, params.dropout)
 
     def forward(
         self, sequence_output: torch.Tensor, labels: torch.Tensor | None = None
     ) -> SequenceClassifierOutput:
-        x = self.dropout(sequence_output[:, 0])
-        logits = self.out_proj(self.dropout(self.act(self.dense(x))))
+        logits = self.classifier(sequence_output)
         loss = None if labels is None else self.loss(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 

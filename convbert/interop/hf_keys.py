@@ -47,7 +47,7 @@ ENCODER_RULES = [
          "encoder.layer.{i}.attention.self.key_conv_attn_layer.bias",
          lambda t: t.unsqueeze(-1), lambda t: t.squeeze(-1)),
     Rule("layers.{i}.mixer.parts.1.kernel.{p}", "encoder.layer.{i}.attention.self.conv_kernel_layer.{p}"),
-    Rule("layers.{i}.mixer.parts.1.value.{p}", "encoder.layer.{i}.attention.self.conv_out_layer.{p}"),
+    Rule("layers.{i}.mixer.parts.1.conv_value.{p}", "encoder.layer.{i}.attention.self.conv_out_layer.{p}"),
     Rule("layers.{i}.mixer_out.{p}", "encoder.layer.{i}.attention.output.dense.{p}"),
     Rule("layers.{i}.mixer_norm.{p}", "encoder.layer.{i}.attention.output.LayerNorm.{p}"),
     Rule("layers.{i}.ffn.up.{p}", "encoder.layer.{i}.intermediate.dense.{p}"),
@@ -62,8 +62,8 @@ HEAD_RULES: dict[str, list[Rule]] = {
         Rule("head.decoder.{p}", "generator_lm_head.{p}"),
     ],
     "sequence_classification": [
-        Rule("head.dense.{p}", "classifier.dense.{p}"),
-        Rule("head.out_proj.{p}", "classifier.out_proj.{p}"),
+        Rule("head.classifier.dense.{p}", "classifier.dense.{p}"),
+        Rule("head.classifier.out_proj.{p}", "classifier.out_proj.{p}"),
     ],
     "token_classification": [Rule("head.classifier.{p}", "classifier.{p}")],
     "question_answering": [Rule("head.qa_outputs.{p}", "qa_outputs.{p}")],
@@ -124,3 +124,25 @@ def from_hf(state: dict[str, Tensor], head: str | None) -> tuple[dict[str, Tenso
     Returns (mapped, Hugging Face keys that no rule covers).
     """
     return _convert(state, head, "from_hf")
+
+
+# Our own names that changed, old -> new; applied only where the old key is not the model's and the new one is
+# (a self-attention part keeps its `value`).
+_RENAMED = [  # both before 2026-12-08
+    (re.compile(r"(^|\.)(mixer\.(?:parts\.\d+\.)?)value\."), r"\1\2conv_value."),
+    (re.compile(r"(^|\.)head\.(dense|out_proj)\."), r"\1head.classifier.\2."),
+]
+
+
+def renamed_own_keys(state: dict[str, Tensor], ours) -> dict[str, Tensor]:
+    """A state dict in our names as older versions wrote them -> today's names (``ours``: the model's keys)."""
+    out = {}
+    for key, value in state.items():
+        if key not in ours:
+            for pattern, new in _RENAMED:
+                candidate = pattern.sub(new, key)
+                if candidate != key and candidate in ours:
+                    key = candidate
+                    break
+        out[key] = value
+    return out
