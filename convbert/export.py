@@ -64,7 +64,7 @@ TASKS: dict[str, type[ConvBertPreTrainedModel]] = {
     "multiple-choice": ConvBertForMultipleChoice,
 }
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "added_tokens.json")
+                   "added_tokens.json", "chat_template.jinja")
 _NOT_OUTPUTS = ("loss", "hidden_states", "attentions")
 
 
@@ -253,6 +253,9 @@ def _write_companions(model: ConvBertPreTrainedModel, source: Path | None, token
         for name in TOKENIZER_FILES:
             if (source / name).is_file():
                 shutil.copy2(source / name, directory / name)
+        if (source / "additional_chat_templates").is_dir():
+            shutil.copytree(source / "additional_chat_templates", directory / "additional_chat_templates",
+                            dirs_exist_ok=True)
 
 
 # -- tracing and translating ------------------------------------------------------------------------------
