@@ -125,12 +125,15 @@ class ConvBertPreTrainedModel(nn.Module):
 
     # -- weights ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def init_weights(self) -> None:
+    def init_weights(self, only_new: bool = False) -> None:
         """Hugging Face's scheme: normal(0, initializer_range) weights, zero biases, unit LayerNorms,
-        zero padding row; blocks with their own parameters provide ``init_block_weights(std)``."""
+        zero padding row; blocks with their own parameters provide ``init_block_weights(std)``.
+        ``only_new``: only modules not initialised before (transformers' ``_is_hf_initialized`` flag)."""
         std = self.config.initializer_range
         embeddings = []
-        for module in self.modules():
+        modules = [m for m in self.modules() if not (only_new and getattr(m, "_is_hf_initialized", False))]
+        for module in modules:
+            module._is_hf_initialized = True
             if isinstance(module, (nn.Linear, nn.Conv1d)):
                 nn.init.normal_(module.weight, std=std)
                 if module.bias is not None:
@@ -147,7 +150,11 @@ class ConvBertPreTrainedModel(nn.Module):
             if module.padding_idx is not None:
                 module.weight[module.padding_idx].zero_()
 
-    post_init = init_weights
+    def post_init(self) -> None:
+        """transformers' hook for subclasses that add modules after ``__init__``: initialise those, leave the
+        rest (trained, loaded or resized weights) as they are, and keep a tied decoder tied."""
+        self.init_weights(only_new=True)
+        self.tie_weights()
 
     # -- embeddings ------------------------------------------------------------------------------
     def get_output_embeddings(self) -> nn.Module | None:
@@ -189,6 +196,7 @@ class ConvBertPreTrainedModel(nn.Module):
         new.weight[:keep] = old.weight[:keep]
         if mean_resizing and new_num_tokens > keep:
             new.weight[keep:] = old.weight.mean(0)
+        new._is_hf_initialized = True  # post_init() must not draw it again
         self.set_input_embeddings(new)
         decoder = self.get_output_embeddings()
         if decoder is not None:
@@ -204,6 +212,7 @@ class ConvBertPreTrainedModel(nn.Module):
                 resized.weight[:keep] = decoder.weight[:keep]
                 if mean_resizing and new_num_tokens > keep:
                     resized.weight[keep:] = decoder.weight.mean(0)
+            resized._is_hf_initialized = True
             self.set_output_embeddings(resized)
             self.head.vocab_size = new_num_tokens
             self.tie_weights()

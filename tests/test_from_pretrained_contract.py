@@ -43,3 +43,19 @@ def test_input_require_grads_lets_checkpointing_train_with_frozen_embeddings():
     assert layer.grad is not None and layer.grad.abs().sum() > 0
     model.disable_input_require_grads()
     assert model._require_grads_hook is None
+
+
+def test_post_init_initialises_only_what_was_added_after_init():
+    """transformers' subclass pattern (add modules, then post_init()) must not redraw loaded or resized weights."""
+    import torch
+
+    from convbert import ConvBertConfig, ConvBertForMaskedLM
+
+    model = ConvBertForMaskedLM(ConvBertConfig(**SIZES, tie_word_embeddings=False))
+    model.resize_token_embeddings(model.config.vocab_size + 10)
+    before = {k: v.clone() for k, v in model.own_state_dict().items()}
+    model.extra = torch.nn.Linear(4, 4)
+    torch.nn.init.constant_(model.extra.weight, 5.0)
+    model.post_init()
+    assert all(torch.equal(before[k], v) for k, v in model.own_state_dict().items() if k in before)
+    assert model.extra.weight.abs().max() < 1.0 and torch.all(model.extra.bias == 0)
