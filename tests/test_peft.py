@@ -146,3 +146,17 @@ def test_a_merged_adapter_exports_to_onnx_and_runs_as_eager(tmp_path):
     names = {i.name for i in session.get_inputs()}
     got = session.run(None, {k: v.numpy() for k, v in batch.items() if k in names})[0]
     torch.testing.assert_close(torch.from_numpy(got), merged(**batch).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_trainer_does_not_decay_our_norms_or_biases_as_on_transformers_class(tmp_path):
+    """transformers' Trainer picks no-decay parameters by module type (LayerNorm) and by name (bias): our norms
+    are named `norm`, not `LayerNorm`, and must still be excluded, as on transformers' class."""
+    ours, theirs = pair("ConvBertForSequenceClassification", 3)
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    decayed = {m: set(transformers.Trainer(model=m, args=args).get_decay_parameter_names(m)) for m in (ours, theirs)}
+    for model in (ours, theirs):
+        norms = {f"{n}.weight" for n, mod in model.named_modules() if isinstance(mod, torch.nn.LayerNorm)}
+        biases = {n for n, _ in model.named_parameters() if n.endswith("bias")}
+        assert norms and not (norms | biases) & decayed[model]
+    count = {m: sum(p.numel() for n, p in m.named_parameters() if n in decayed[m]) for m in (ours, theirs)}
+    assert count[ours] == count[theirs]
