@@ -7,7 +7,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from convbert.activations import ACTIVATIONS
 from convbert.errors import CheckpointError, ConfigError, NotExpressibleError
@@ -116,7 +116,7 @@ class ConvBertConfig:
 
     # -- transformers' generic PretrainedConfig surface ----------------------------------------------
     is_encoder_decoder = False
-    sub_configs: dict[str, Any] = {}  # no nested configs (transformers' composite models have them)
+    sub_configs: ClassVar[dict[str, Any]] = {}  # no nested configs (transformers' composite models have them)
     base_model_tp_plan = None  # no tensor-parallel or pipeline plans (transformers' distributed loading)
     base_model_pp_plan = None
 
@@ -234,8 +234,9 @@ class ConvBertConfig:
         if self.hidden_size % (2 * heads):
             raise ConfigError(
                 f"ConvBertConfig.hidden_size={self.hidden_size!r}: must be divisible by 2 * "
-                f"(num_attention_heads // head_ratio) = {2 * heads} so that the attention and convolution heads "
-                "(Hugging Face's rule) fill it exactly; change hidden_size, num_attention_heads or head_ratio")
+                f"(num_attention_heads // head_ratio) = {2 * heads} so that the attention and convolution "
+                "heads (Hugging Face's rule) fill it exactly; change hidden_size, num_attention_heads or "
+                "head_ratio")
 
     def encoder_composition(self) -> dict[str, Any]:
         """The registry composition of the encoder (embeddings and layers, no head)."""

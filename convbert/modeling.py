@@ -110,7 +110,7 @@ class ConvBertPreTrainedModel(nn.Module):
 
     @contextlib.contextmanager
     def _named_as_a_whole(self, include_self: bool):
-        """While it runs, the ConvBert models inside this one (the encoder of a task model) keep our key names,
+        """While it runs, the ConvBert models inside this one (a task model's encoder) keep our key names,
         so the caller maps the whole state dict at once; on their own they name their keys themselves."""
         inner = [m for m in self.modules() if isinstance(m, ConvBertPreTrainedModel)
                  and (include_self or m is not self)]
@@ -120,7 +120,7 @@ class ConvBertPreTrainedModel(nn.Module):
         try:
             yield
         finally:
-            for m, flag in zip(inner, before):
+            for m, flag in zip(inner, before, strict=True):
                 m._names_from_parent = flag
 
     # -- weights ---------------------------------------------------------------------------------
@@ -185,8 +185,9 @@ class ConvBertPreTrainedModel(nn.Module):
             return old
         new_num_tokens = old.num_embeddings if new_num_tokens is None else int(new_num_tokens)
         if pad_to_multiple_of is not None and not isinstance(pad_to_multiple_of, int):
-            raise ValueError(f"Asking to pad the embedding matrix to a multiple of `{pad_to_multiple_of}`, which "
-                             "is not and integer. Please make sure to pass an integer")  # transformers' words
+            raise ValueError(  # transformers' words
+                f"Asking to pad the embedding matrix to a multiple of `{pad_to_multiple_of}`, which is not "
+                "and integer. Please make sure to pass an integer")
         if pad_to_multiple_of is not None:
             new_num_tokens = -(-new_num_tokens // int(pad_to_multiple_of)) * int(pad_to_multiple_of)
         new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx,
@@ -329,11 +330,13 @@ class ConvBertPreTrainedModel(nn.Module):
         if not is_main_process:
             return
         path = Path(save_directory)
+        if hf_format is None:
+            hf_format = self.config.hf_compatible
         state = self.saved_state_dict(state_dict, hf_format)
         self.config.architectures = [type(self).__name__]
         self.config.dtype = self.dtype
         self.config.save_pretrained(path)
-        save_weights(state, path, max_shard_size)
+        save_weights(state, path, max_shard_size, portable=hf_format)
 
     def _decoder_is_tied(self) -> bool:
         return bool(getattr(getattr(self, "head", None), "tie_word_embeddings", False))
@@ -367,8 +370,8 @@ class ConvBertPreTrainedModel(nn.Module):
         if torch.get_default_device().type == "meta":
             raise RuntimeError(
                 "You are using `from_pretrained` with a meta device context manager: the weights would be "
-                "read and then dropped. Load outside `with torch.device('meta')`, or build the model there with "
-                "`ConvBertFor...(config)` and load weights later (`to_empty`, then `load_state_dict`)")
+                "read and then dropped. Load outside `with torch.device('meta')`, or build the model there "
+                "with `ConvBertFor...(config)` and load weights later (`to_empty`, then `load_state_dict`)")
         state_dict = kwargs.pop("state_dict", None)
         hub_kwargs = pop_hub_kwargs(kwargs)
         if pretrained_model_name_or_path is None and (config is None or state_dict is None):
@@ -408,7 +411,8 @@ class ConvBertPreTrainedModel(nn.Module):
         ours = self.own_state_dict()
         # older transformers checkpoints also saved these constant buffers
         state = {k: v for k, v in state.items() if not k.endswith(_HF_BUFFERS)}
-        state = hf_keys.renamed_own_keys(state, {**ours, **{k.removeprefix(hf_keys.PREFIX): v for k, v in ours.items()}})
+        known = {*ours, *(k.removeprefix(hf_keys.PREFIX) for k in ours)}
+        state = hf_keys.renamed_own_keys(state, known)
         prefix = hf_keys.PREFIX
         if any(k in ours or k.removeprefix(prefix) in ours or prefix + k in ours
                for k in state if not k.startswith("head.")):  # our names

@@ -4,7 +4,8 @@ The suite is nobody here's: ``tests/models/convbert/test_{modeling,tokenization}
 fixture they read (``../shared/conformance/transformers/tests``), plus the common mixins of the installed
 transformers, which come with its source distribution::
 
-    pip download --no-deps --no-binary :all: transformers==$(python -c "import transformers as t; print(t.__version__)")
+    V=$(python -c "import transformers as t; print(t.__version__)")
+    pip download --no-deps --no-binary :all: transformers==$V
     tar xzf transformers-*.tar.gz
     python scripts/transformers_suite.py --transformers-tests transformers-*/tests
 
@@ -42,11 +43,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CONVBERT_FILES = ("models/convbert/test_modeling_convbert.py", "models/convbert/test_tokenization_convbert.py",
-                  "fixtures/sample_text.txt")
-CLASSES = ("ConvBertConfig", "ConvBertTokenizer", "ConvBertTokenizerFast", "ConvBertModel", "ConvBertForMaskedLM",
-           "ConvBertForSequenceClassification", "ConvBertForMultipleChoice", "ConvBertForTokenClassification",
-           "ConvBertForQuestionAnswering")
+CONVBERT_FILES = ("models/convbert/test_modeling_convbert.py",
+                  "models/convbert/test_tokenization_convbert.py", "fixtures/sample_text.txt")
+CLASSES = ("ConvBertConfig", "ConvBertTokenizer", "ConvBertTokenizerFast", "ConvBertModel",
+           "ConvBertForMaskedLM", "ConvBertForSequenceClassification", "ConvBertForMultipleChoice",
+           "ConvBertForTokenClassification", "ConvBertForQuestionAnswering")
 STAND_INS = {
     "utils/test_configuration_utils.py": '''config_common_kwargs = {
     "return_dict": False,
@@ -64,8 +65,9 @@ STAND_INS = {
     "generation/test_utils.py": "class GenerationTesterMixin:\n    pass\n",
     "utils/tiny_model_summary.json": "{}\n",
 }
-# test_pipeline_mixin.py re-executes transformers/__init__.py (direct_transformers_import), which puts a fresh
-# module in sys.modules: import it first, then substitute, so every later `from transformers import` sees ours.
+# test_pipeline_mixin.py re-executes transformers/__init__.py (direct_transformers_import), which puts a
+# fresh module in sys.modules: import it first, then substitute, so every later `from transformers import`
+# sees ours.
 SUBSTITUTE = '''import tests.test_pipeline_mixin  # noqa: F401
 import transformers
 import convbert
@@ -76,7 +78,7 @@ for _name in _ORIGINALS:
 
 
 def pytest_collection_finish(session):
-    """The test modules hold ours now; transformers' own lookups (AutoTokenizer, AutoModel) stay transformers'."""
+    """The test modules hold ours now; transformers' own lookups (AutoTokenizer ...) stay transformers'."""
     for name, cls in _ORIGINALS.items():
         setattr(transformers, name, cls)
 '''
@@ -84,7 +86,7 @@ HUB_MODEL = "YituTech/conv-bert-base"
 
 
 def lay_out(tree: Path, transformers_tests: Path, convbert_tests: Path, ours: bool) -> Path:
-    """transformers' tests/ layout: the common files linked, ConvBERT's two files and the fixture beside them."""
+    """transformers' tests/ layout: the common files linked, ConvBERT's two files and the fixture."""
     tests = tree / "tests"
     tests.mkdir(parents=True)
     for item in transformers_tests.iterdir():
@@ -107,7 +109,8 @@ def lay_out(tree: Path, transformers_tests: Path, convbert_tests: Path, ours: bo
     (tree / "src" / "transformers").symlink_to(Path(transformers.__file__).resolve().parent)
     # conftest.py runs before pytest imports the test modules, so their `from transformers import ConvBert*`
     # binds ours.
-    (tree / "conftest.py").write_text(SUBSTITUTE.format(names=CLASSES) if ours else SUBSTITUTE.split("import transformers")[0])
+    control = SUBSTITUTE.split("import transformers")[0]  # the same re-import, no substitution
+    (tree / "conftest.py").write_text(SUBSTITUTE.format(names=CLASSES) if ours else control)
     return tests
 
 
@@ -122,7 +125,8 @@ def offline_hub(home: Path) -> None:
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(revision)
     shutil.copy(default_vocab_file(), snapshot / "vocab.txt")
-    (snapshot / "config.json").write_text(json.dumps({"model_type": "convbert", "architectures": ["ConvBertModel"]}))
+    config = {"model_type": "convbert", "architectures": ["ConvBertModel"]}
+    (snapshot / "config.json").write_text(json.dumps(config))
     (snapshot / "tokenizer_config.json").write_text(json.dumps(
         {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "ConvBertTokenizer"}))
 
@@ -162,7 +166,7 @@ def parse(report: Path) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--transformers-tests", type=Path, required=True,
-                        help="tests/ of transformers' source distribution (or a checkout) at the installed version")
+                        help="tests/ of transformers' source distribution (or a checkout), installed version")
     parser.add_argument("--convbert-tests", type=Path,
                         default=REPO.parent / "shared" / "conformance" / "transformers" / "tests",
                         help="the folder holding models/convbert/ and fixtures/ (default: %(default)s)")
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     for folder, probe in ((args.transformers_tests, "test_modeling_common.py"),
                           (args.convbert_tests, CONVBERT_FILES[0])):
         if not (folder / probe).exists():
-            parser.error(f"{folder} has no {probe}; see this script's docstring for where the files come from")
+            parser.error(f"{folder} has no {probe}; this script's docstring says where the files come from")
 
     import transformers
 

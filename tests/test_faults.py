@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from convbert.errors import CheckpointError, ConfigError, TrainingDiverged
 from convbert.train import checkpoint as checkpoint_module
@@ -39,7 +38,9 @@ class Killed(BaseException):
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run_dir / "model" / "model.safetensors"))
+    from convbert.interop.files import load_state_dict_dir
+
+    return load_state_dict_dir(run_dir / "model")[0]
 
 
 def train_steps(run_dir: Path) -> list[int]:

@@ -46,7 +46,7 @@ def test_input_require_grads_lets_checkpointing_train_with_frozen_embeddings():
 
 
 def test_post_init_initialises_only_what_was_added_after_init():
-    """transformers' subclass pattern (add modules, then post_init()) must not redraw loaded or resized weights."""
+    """transformers' subclass pattern (add modules, then post_init()) must not redraw the other weights."""
     import torch
 
     from convbert import ConvBertConfig, ConvBertForMaskedLM

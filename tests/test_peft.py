@@ -32,7 +32,8 @@ def pair(name: str, num_labels: int):
     """Ours and transformers' class with the same weights."""
     torch.manual_seed(0)
     ours = getattr(convbert, name)(convbert.ConvBertConfig(**{**KW, "num_labels": num_labels})).eval()
-    theirs = getattr(transformers, name)(transformers.ConvBertConfig(**{**KW, "num_labels": num_labels})).eval()
+    config = transformers.ConvBertConfig(**{**KW, "num_labels": num_labels})
+    theirs = getattr(transformers, name)(config).eval()
     theirs.load_state_dict(ours.state_dict())
     return ours, theirs
 
@@ -74,7 +75,7 @@ def test_adapter_saves_with_its_head_and_reloads(name, task_type, num_labels, tm
     ours, _ = pair(name, num_labels)
     model = peft.get_peft_model(ours, lora(task_type))
     with torch.no_grad():
-        for n, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * 0.1)  # a trained adapter and head
     model.eval()
@@ -92,13 +93,15 @@ def test_adapter_saves_with_its_head_and_reloads(name, task_type, num_labels, tm
 @pytest.mark.parametrize(("name", "task_type", "num_labels"), CASES)
 def test_merged_weights_equal_transformers_merge_of_the_same_adapter(name, task_type, num_labels):
     ours, theirs = pair(name, num_labels)
-    ours_p, theirs_p = peft.get_peft_model(ours, lora(task_type)), peft.get_peft_model(theirs, lora(task_type))
+    ours_p = peft.get_peft_model(ours, lora(task_type))
+    theirs_p = peft.get_peft_model(theirs, lora(task_type))
     g = torch.Generator().manual_seed(2)
     ours_named, theirs_named = dict(ours_p.named_parameters()), dict(theirs_p.named_parameters())
     with torch.no_grad():
         for kind in ("lora_A", "lora_B"):  # the same adapter: layers in order, query before value
-            for a, b in zip(sorted(n for n in ours_named if kind in n), sorted(n for n in theirs_named if kind in n),
-                            strict=True):
+            ours_lora = sorted(n for n in ours_named if kind in n)
+            theirs_lora = sorted(n for n in theirs_named if kind in n)
+            for a, b in zip(ours_lora, theirs_lora, strict=True):
                 value = torch.randn(ours_named[a].shape, generator=g) * 0.1
                 ours_named[a].copy_(value)
                 theirs_named[b].copy_(value)
@@ -122,7 +125,8 @@ def test_gradient_checkpointing_with_enable_input_require_grads_trains_the_adapt
     loss = model(**inputs("ConvBertForSequenceClassification"), labels=torch.tensor([0, 2])).loss
     loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
-    assert all(g is not None and g.abs().sum() > 0 for n, g in grads.items() if "lora_B" in n or "classifier" in n)
+    wanted = {n: g for n, g in grads.items() if "lora_B" in n or "classifier" in n}
+    assert wanted and all(g is not None and g.abs().sum() > 0 for g in wanted.values())
     assert ours.is_gradient_checkpointing
 
 
@@ -149,11 +153,12 @@ def test_a_merged_adapter_exports_to_onnx_and_runs_as_eager(tmp_path):
 
 
 def test_trainer_does_not_decay_our_norms_or_biases_as_on_transformers_class(tmp_path):
-    """transformers' Trainer picks no-decay parameters by module type (LayerNorm) and by name (bias): our norms
-    are named `norm`, not `LayerNorm`, and must still be excluded, as on transformers' class."""
+    """transformers' Trainer picks no-decay parameters by module type (LayerNorm) and by name (bias): our
+    norms are named `norm`, not `LayerNorm`, and must still be excluded, as on transformers' class."""
     ours, theirs = pair("ConvBertForSequenceClassification", 3)
     args = transformers.TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
-    decayed = {m: set(transformers.Trainer(model=m, args=args).get_decay_parameter_names(m)) for m in (ours, theirs)}
+    decayed = {m: set(transformers.Trainer(model=m, args=args).get_decay_parameter_names(m))
+               for m in (ours, theirs)}
     for model in (ours, theirs):
         norms = {f"{n}.weight" for n, mod in model.named_modules() if isinstance(mod, torch.nn.LayerNorm)}
         biases = {n for n, _ in model.named_parameters() if n.endswith("bias")}

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from convbert import (
+    ConvBertConfig,
     ConvBertForMaskedLM,
     ConvBertForMultipleChoice,
     ConvBertForQuestionAnswering,
@@ -35,8 +36,11 @@ def train(run_dir: Path, overrides: list[str]) -> dict:
 
 def assert_run_directory(run_dir: Path) -> None:
     for name in ("config.yaml", "metrics.jsonl", "loss.png", "summary.json", "model/config.json",
-                 "model/model.safetensors", "model/vocab.txt", "tokenizer/vocab.txt"):
+                 "model/vocab.txt", "tokenizer/vocab.txt"):
         assert (run_dir / name).is_file(), name
+    # weights under transformers' name only where transformers can load the model exactly
+    portable = ConvBertConfig.from_pretrained(run_dir / "model").hf_compatible
+    assert (run_dir / "model" / ("model.safetensors" if portable else "convbert_model.safetensors")).is_file()
     assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pickles = [p for p in run_dir.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle")]
     assert not pickles, f"nothing is pickled: {pickles}"

@@ -48,7 +48,8 @@ class BertEmbeddings(nn.Module):
     def init_block_weights(self, std: float) -> None:
         """Refill the position table: a model built on the meta device and moved with ``to_empty`` holds
         garbage there until ``init_weights`` runs (the non-persistent buffer is in no checkpoint)."""
-        self.position_ids.copy_(torch.arange(self.position_ids.shape[-1], device=self.position_ids.device)[None])
+        ids = self.position_ids
+        ids.copy_(torch.arange(ids.shape[-1], device=ids.device)[None])
 
     def forward(
         self,

@@ -19,6 +19,10 @@ from convbert.errors import CheckpointError
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"
 PICKLE_WEIGHTS = "pytorch_model.bin"
+# The weights of a model transformers cannot express go under names transformers does not read, so that
+# transformers (4.x and 5.x, any class) refuses the directory instead of running on fresh weights.
+OWN_PREFIX = "convbert_"
+OWN_WEIGHTS, OWN_INDEX = OWN_PREFIX + SAFE_WEIGHTS, OWN_PREFIX + SAFE_INDEX
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
@@ -75,11 +79,13 @@ def parse_size(size: int | str) -> int:
 
 
 def save_weights(state: dict[str, torch.Tensor], directory: str | os.PathLike,
-                 max_shard_size: int | str | None = None) -> None:
+                 max_shard_size: int | str | None = None, portable: bool = True) -> None:
     """``model.safetensors``, or shards of at most ``max_shard_size`` bytes with transformers' index file
     (``model-00001-of-00003.safetensors`` ..., ``model.safetensors.index.json``); weights files of an earlier
-    save that this one does not rewrite are removed, so a directory never mixes two saves."""
+    save that this one does not rewrite are removed, so a directory never mixes two saves. ``portable=False``
+    (a composition transformers cannot express) writes the same files prefixed ``convbert_``."""
     directory = Path(directory)
+    prefix = "" if portable else OWN_PREFIX
     limit = parse_size(max_shard_size) if max_shard_size is not None else None
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
@@ -90,11 +96,13 @@ def save_weights(state: dict[str, torch.Tensor], directory: str | os.PathLike,
             size = 0
         shards[-1][key] = value
         size += nbytes
-    names = [SAFE_WEIGHTS] if len(shards) == 1 else \
-        [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    names = [prefix + SAFE_WEIGHTS] if len(shards) == 1 else \
+        [f"{prefix}model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     directory.mkdir(parents=True, exist_ok=True)
-    keep = {*names, *([SAFE_INDEX] if len(shards) > 1 else [])}
-    earlier = [directory / SAFE_WEIGHTS, directory / SAFE_INDEX, *directory.glob("model-*-of-*.safetensors")]
+    keep = {*names, *([prefix + SAFE_INDEX] if len(shards) > 1 else [])}
+    earlier = [directory / n for n in (SAFE_WEIGHTS, SAFE_INDEX, OWN_WEIGHTS, OWN_INDEX)]
+    earlier += [*directory.glob("model-*-of-*.safetensors"),
+                *directory.glob(OWN_PREFIX + "model-*-of-*.safetensors")]
     for old in earlier:
         if old.name not in keep:
             old.unlink(missing_ok=True)
@@ -104,11 +112,13 @@ def save_weights(state: dict[str, torch.Tensor], directory: str | os.PathLike,
         total = sum(v.numel() * v.element_size() for v in state.values())
         index = {"metadata": {"total_size": total},
                  "weight_map": {k: name for name, shard in zip(names, shards, strict=True) for k in shard}}
-        atomic_write_text(directory / SAFE_INDEX, json.dumps(index, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(index, indent=2, sort_keys=True) + "\n"
+        atomic_write_text(directory / (prefix + SAFE_INDEX), text)
 
 
 def load_state_dict_dir(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Path]:
-    """Read a checkpoint directory's weights: model.safetensors, a sharded index, or pytorch_model.bin.
+    """Read a checkpoint directory's weights: model.safetensors, a sharded index, their ``convbert_`` forms,
+    or pytorch_model.bin.
 
     Pickled weights are read with ``torch.load(weights_only=True)``: a file that would run code is refused.
     """
@@ -118,18 +128,20 @@ def load_state_dict_dir(directory: str | os.PathLike) -> tuple[dict[str, torch.T
             f"checkpoint directory {str(directory)!r} does not exist; pass a directory written by "
             "save_pretrained (convbert's or transformers')"
         )
-    if (directory / SAFE_WEIGHTS).exists():
-        return load_safetensors(directory / SAFE_WEIGHTS), directory / SAFE_WEIGHTS
-    if (directory / SAFE_INDEX).exists():
-        index = json.loads((directory / SAFE_INDEX).read_text())
-        state: dict[str, torch.Tensor] = {}
-        for shard in sorted(set(index["weight_map"].values())):
-            state.update(load_safetensors(directory / shard))
-        return state, directory / SAFE_INDEX
+    for weights, index_name in ((SAFE_WEIGHTS, SAFE_INDEX), (OWN_WEIGHTS, OWN_INDEX)):
+        if (directory / weights).exists():
+            return load_safetensors(directory / weights), directory / weights
+        if (directory / index_name).exists():
+            index = json.loads((directory / index_name).read_text())
+            state: dict[str, torch.Tensor] = {}
+            for shard in sorted(set(index["weight_map"].values())):
+                state.update(load_safetensors(directory / shard))
+            return state, directory / index_name
     if (directory / PICKLE_WEIGHTS).exists():
         return load_pickle_weights(directory / PICKLE_WEIGHTS), directory / PICKLE_WEIGHTS
     raise CheckpointError(
-        f"no weights in {directory}: expected {SAFE_WEIGHTS}, {SAFE_INDEX} or {PICKLE_WEIGHTS}"
+        f"no weights in {directory}: expected {SAFE_WEIGHTS}, {SAFE_INDEX}, {OWN_WEIGHTS} (a composition "
+        f"transformers cannot express) or {PICKLE_WEIGHTS}"
     )
 
 

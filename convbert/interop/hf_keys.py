@@ -135,7 +135,7 @@ _RENAMED = [  # both before 2026-12-08
 
 
 def renamed_own_keys(state: dict[str, Tensor], ours) -> dict[str, Tensor]:
-    """A state dict in our names as older versions wrote them -> today's names (``ours``: the model's keys)."""
+    """A state dict in our names as older versions wrote them -> today's (``ours``: the model's keys)."""
     out = {}
     for key, value in state.items():
         if key not in ours:

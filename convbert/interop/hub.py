@@ -23,7 +23,10 @@ HUB_KEYWORDS = ("revision", "cache_dir", "local_files_only", "token", "force_dow
 CONFIG_FILES = ("config.json",)
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "added_tokens.json", "chat_template.jinja", "additional_chat_templates/*")
-SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors")
+SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors",
+                     "convbert_model.safetensors", "convbert_model.safetensors.index.json",
+                     "convbert_model-*-of-*.safetensors")
+_WEIGHTS_ENTRY = tuple(n for n in SAFETENSORS_FILES if "*" not in n)  # a file or index to start loading from
 PICKLE_FILES = ("pytorch_model.bin",)
 
 ForWhat = Literal["config", "tokenizer", "model", "tf_model", "all"]
@@ -95,8 +98,8 @@ def resolve_pretrained(
     fetch = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token,
                  force_download=force_download)
     directory = _snapshot(hub, repo_id, _FILES[for_what], subfolder, fetch)
-    if for_what in ("model", "tf_model", "all") and not _has(directory, SAFETENSORS_FILES[:2]):
-        weights = SAFETENSORS_FILES[:2]
+    if for_what in ("model", "tf_model", "all") and not _has(directory, _WEIGHTS_ENTRY):
+        weights = _WEIGHTS_ENTRY
         if for_what != "tf_model":  # only a repo without safetensors is asked for its pickle
             directory = _snapshot(hub, repo_id, PICKLE_FILES, subfolder, fetch)
             weights += PICKLE_FILES
