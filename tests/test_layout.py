@@ -33,6 +33,31 @@ def test_no_import_circle_in_convbert() -> None:
     assert "convbert.train.job" in graph["convbert.train.cli"]  # the checker does see real imports
 
 
+# The base every layer may use: errors, settings, atomic file writes, and the tiny shared definitions.
+BASE = ("convbert.errors", "convbert.settings", "convbert.atomic_files", "convbert.capture", "convbert.labels")
+
+
+@pytest.mark.parametrize(("package", "may_import"), [
+    ("convbert.kernels", ("convbert.kernels",)),
+    ("convbert.interop", ("convbert.interop",)),  # key maps, files, Hub: below the models they serve
+])
+def test_low_layers_import_nothing_above_them(package: str, may_import: tuple[str, ...]) -> None:
+    """kernels/ and interop/ sit under the model core: an import back up would tie them to what they serve.
+    A deprecation shim (a moved module's old name) is the one exception."""
+    checker = _checker()
+    known = checker.modules(REPO, "convbert")
+    upward = {}
+    for name, path in known.items():
+        if not name.startswith(package) or "sys.modules[__name__] = _moved" in path.read_text():
+            continue
+        above = sorted(d for d in checker.imports(name, path, known)
+                       if d.startswith("convbert.") and not d.startswith((*may_import, *BASE)))
+        if above:
+            upward[name] = above
+    assert upward == {}
+    assert any(name.startswith(package) for name in known)
+
+
 def test_the_checker_finds_a_circle() -> None:
     assert _checker().cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

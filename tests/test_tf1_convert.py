@@ -31,8 +31,8 @@ except RuntimeError:  # TensorFlow already initialised by an earlier test module
 
 import convbert  # noqa: E402
 from convbert.cli.convert import main  # noqa: E402
+from convbert.conversion.tf1_checkpoint import MODELS, SIZES, convert_tf1_checkpoint, released_config  # noqa: E402
 from convbert.errors import CheckpointError, ConfigError  # noqa: E402
-from convbert.interop.tf1_checkpoint import MODELS, SIZES, convert_tf1_checkpoint, released_config  # noqa: E402
 from convbert.kernels.convolution import depthwise_conv  # noqa: E402
 
 K, VOCAB, POSITIONS = 9, 64, 24
@@ -261,7 +261,7 @@ def test_converted_equals_the_model_assigned_by_hand_and_loads_in_transformers(
 ):
     directory, arrays = releases[size]
     out = tmp_path / f"{size}-{model}"
-    with caplog.at_level(logging.INFO, logger="convbert.interop.tf1_checkpoint"):
+    with caplog.at_level(logging.INFO, logger="convbert.conversion.tf1_checkpoint"):
         convert_tf1_checkpoint(directory, out, model=model, config=hparams_file(tmp_path, size))
     log = caplog.text
     assert "adam" not in log and "global_step" not in log  # optimizer state: ignored without a word
@@ -295,7 +295,7 @@ def test_converted_equals_the_model_assigned_by_hand_and_loads_in_transformers(
 
 def test_leftover_variables_are_reported_and_the_other_model_ignored(releases, tmp_path, caplog):
     directory, _ = releases["base"]
-    with caplog.at_level(logging.INFO, logger="convbert.interop.tf1_checkpoint"):
+    with caplog.at_level(logging.INFO, logger="convbert.conversion.tf1_checkpoint"):
         convert_tf1_checkpoint(directory, None, model="discriminator", config=hparams_file(tmp_path, "base"))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "task_specific/classify/kernel" in warnings[0]

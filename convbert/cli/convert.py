@@ -26,7 +26,7 @@ PROG = "convbert-convert"
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console script ``convbert-convert``; a mistake is one line ``convbert-convert: error: ...``, exit 2."""
-    from convbert.interop.tf1_checkpoint import MODELS, SIZES
+    from convbert.conversion.tf1_checkpoint import MODELS, SIZES
 
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint",
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     converter_log.propagate = False
     try:
         with user_errors_reported(PROG):
-            from convbert.interop.tf1_checkpoint import convert_tf1_checkpoint
+            from convbert.conversion.tf1_checkpoint import convert_tf1_checkpoint
 
             net = convert_tf1_checkpoint(args.checkpoint, args.out, model=args.model,
                                          config=args.size or args.config)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from convbert.atomic_files import atomic_write, atomic_write_text, sha256_file  # noqa: F401 (also their old home)
 from convbert.errors import CheckpointError
 
 SAFE_WEIGHTS = "model.safetensors"
@@ -23,39 +22,6 @@ PICKLE_WEIGHTS = "pytorch_model.bin"
 # transformers (4.x and 5.x, any class) refuses the directory instead of running on fresh weights.
 OWN_PREFIX = "convbert_"
 OWN_WEIGHTS, OWN_INDEX = OWN_PREFIX + SAFE_WEIGHTS, OWN_PREFIX + SAFE_INDEX
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: a killed process never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a checkpoint is as readable as any file
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 4 MiB blocks (checkpoint manifests, token stores)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def save_safetensors(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:

@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from convbert import settings
+from convbert.atomic_files import atomic_write_text
 from convbert.errors import ConfigError
-from convbert.interop.files import atomic_write_text
 
 PLAIN = "plain"
 MARGIN = 0.05  # an alternative must be this much faster than plain PyTorch to be chosen
