@@ -21,6 +21,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, open_dict
 
+from convbert import settings
 from convbert.errors import ConfigError, ConvBertError
 from convbert.paths import CONF_DIR
 from convbert.train.distributed import init_distributed, launched_by_torchrun
@@ -31,7 +32,6 @@ NODES = ("model", "task", "data", "trainer", "pretrain")
 GROUPS = ("model", "task", "data", "trainer", "pretrain", "experiment",
           "embedding", "mixer", "ffn", "layer", "head")
 TOP_LEVEL = tuple(f for f in RunConfig.__dataclass_fields__ if f not in NODES)
-STAMP_ENV = "CONVBERT_RUN_STAMP"
 PROG = "convbert-train"
 # Hydra's own options: with these the command prints or composes something else than one run
 HYDRA_OPTIONS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "--resolve", "-p",
@@ -252,8 +252,8 @@ def main() -> None:
     if launched_by_torchrun():
         # every process must write into the same run directory, and only process 0 writes Hydra's files
         dist = init_distributed()
-        stamp = os.environ.get(STAMP_ENV) or time.strftime("%Y-%m-%d_%H-%M-%S")
-        os.environ[STAMP_ENV] = dist.broadcast(stamp)
+        stamp = settings.run_stamp() or time.strftime("%Y-%m-%d_%H-%M-%S")
+        os.environ[settings.RUN_STAMP] = dist.broadcast(stamp)  # in main, for this run's own processes
         if not dist.is_main:
             args += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
     sys.argv = [sys.argv[0], *plugin_search_path(args)]
