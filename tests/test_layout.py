@@ -34,7 +34,8 @@ def test_no_import_circle_in_convbert() -> None:
 
 
 # The base every layer may use: errors, settings, atomic file writes, and the tiny shared definitions.
-BASE = ("convbert.errors", "convbert.settings", "convbert.atomic_files", "convbert.capture", "convbert.labels")
+BASE = ("convbert.errors", "convbert.settings", "convbert.atomic_files", "convbert.capture",
+        "convbert.labels")
 
 
 @pytest.mark.parametrize(("package", "may_import"), [

@@ -249,3 +249,22 @@ def test_constructor_arguments_as_transformers(cls):
         assert cls(add_bos_token=True).init_kwargs["add_bos_token"] is True
     with pytest.raises(ValueError, match="not a special token name"):
         tokenizer.add_special_tokens({"start_token": "<s>"})
+
+
+@pytest.mark.parametrize("kind", ["slow", "fast"])
+def test_added_tokens_reach_a_resized_model_as_in_transformers(kind):
+    """The usual recipe: add tokens, resize the model's embeddings to len(tokenizer), encode, train."""
+    import torch
+
+    import convbert
+
+    tokenizer = (convbert.ConvBertTokenizer if kind == "slow" else convbert.ConvBertTokenizerFast)()
+    before = len(tokenizer)
+    assert tokenizer.add_tokens(["<ent>", "</ent>"]) == 2 and len(tokenizer) == before + 2
+    model = convbert.ConvBertForMaskedLM(convbert.ConvBertConfig(
+        vocab_size=before, hidden_size=16, num_hidden_layers=1, num_attention_heads=4, intermediate_size=32))
+    model.resize_token_embeddings(len(tokenizer))
+    batch = tokenizer(["a <ent> word </ent> here"], return_tensors="pt")
+    assert int(batch["input_ids"].max()) == before + 1
+    out = model(**batch, labels=batch["input_ids"])
+    assert out.logits.shape[-1] == len(tokenizer) and torch.isfinite(out.loss)
