@@ -219,7 +219,7 @@ def model_by_hand(size: str, model: str, arrays: dict):
         put(conv.key_pointwise.weight, arrays[f"{p}/attention/self/conv_attn_key/pointwise_kernel"][0].T)
         put(conv.key_pointwise.bias, arrays[f"{p}/attention/self/conv_attn_key/bias"])
         linear(conv.kernel, f"{p}/attention/self/conv_attn_kernel")
-        linear(conv.value, f"{p}/attention/self/conv_attn_point")
+        linear(conv.conv_value, f"{p}/attention/self/conv_attn_point")
         linear(layer.mixer_out, f"{p}/attention/output/dense")
         norm(layer.mixer_norm, f"{p}/attention/output/LayerNorm")
         if config.num_groups > 1:  # (groups, in/groups, out/groups) on both sides

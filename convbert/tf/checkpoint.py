@@ -16,7 +16,14 @@ from safetensors.numpy import load_file, save_file
 
 from convbert.errors import CheckpointError
 from convbert.interop import hf_keys
-from convbert.interop.files import PICKLE_WEIGHTS, SAFE_INDEX, SAFE_WEIGHTS, atomic_write
+from convbert.interop.files import (
+    OWN_INDEX,
+    OWN_WEIGHTS,
+    PICKLE_WEIGHTS,
+    SAFE_INDEX,
+    SAFE_WEIGHTS,
+    atomic_write,
+)
 from convbert.interop.key_matching import KeyMismatch
 from convbert.tf.weights import WeightMap
 
@@ -29,10 +36,12 @@ _OUR_NAMES = ("embeddings.word.", "layers.", "head.")
 
 def read_state(directory: Path) -> dict[str, np.ndarray]:
     """The arrays of model.safetensors or of a sharded index; pickled weights are refused with the fix."""
-    if (directory / SAFE_WEIGHTS).exists():
-        files = [directory / SAFE_WEIGHTS]
-    elif (directory / SAFE_INDEX).exists():
-        index = json.loads((directory / SAFE_INDEX).read_text(encoding="utf-8"))
+    weights = next((n for n in (SAFE_WEIGHTS, OWN_WEIGHTS) if (directory / n).exists()), None)
+    index_name = next((n for n in (SAFE_INDEX, OWN_INDEX) if (directory / n).exists()), None)
+    if weights is not None:
+        files = [directory / weights]
+    elif index_name is not None:
+        index = json.loads((directory / index_name).read_text(encoding="utf-8"))
         files = [directory / shard for shard in sorted(set(index["weight_map"].values()))]
     elif (directory / PICKLE_WEIGHTS).exists():
         raise CheckpointError(
@@ -41,7 +50,8 @@ def read_state(directory: Path) -> dict[str, np.ndarray]:
             "model.safetensors"
         )
     else:
-        raise CheckpointError(f"no weights in {directory}: expected {SAFE_WEIGHTS} or {SAFE_INDEX}")
+        raise CheckpointError(f"no weights in {directory}: expected {SAFE_WEIGHTS}, {SAFE_INDEX} or their "
+                              f"{OWN_WEIGHTS} forms")
     state: dict[str, np.ndarray] = {}
     for file in files:
         try:
@@ -58,10 +68,24 @@ def to_hf_names(state: dict[str, np.ndarray], head: str | None) -> dict[str, np.
         return state
     import torch
 
-    mapped, unmapped = hf_keys.to_hf({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, head)
+    tensors = {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
+    tensors = hf_keys.renamed_own_keys(tensors, _Mappable(head))  # names older versions wrote
+    mapped, unmapped = hf_keys.to_hf(tensors, head)
     if unmapped:
         raise CheckpointError(f"no Hugging Face name for: {', '.join(unmapped)}")
     return {k: v.numpy() for k, v in mapped.items()}
+
+
+class _Mappable:
+    """The own-name keys that have a Hugging Face name (``in``), for renaming older checkpoints' keys."""
+
+    def __init__(self, head: str | None) -> None:
+        self.head = head
+
+    def __contains__(self, key: str) -> bool:
+        import torch
+
+        return not hf_keys.to_hf({key: torch.zeros(1)}, self.head)[1]
 
 
 def load_into(variables: WeightMap, state: dict[str, np.ndarray], head: str | None, source: object) -> None:
