@@ -90,3 +90,23 @@ def device():
 def to_device(args: dict, device) -> dict:
     """The tensors of a keyword-argument dict moved to ``device``; other values as they are."""
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in args.items()}
+
+
+# Files whose tests run training jobs, command-line programs, subprocesses or exporters (seconds each):
+# marked `slow`, so `pytest -m "not slow"` is the quick loop while editing; CI runs everything.
+SLOW_FILES = {
+    "test_cli_fuzz", "test_compile", "test_docs_snippets", "test_export", "test_faults", "test_glue",
+    "test_plugin_head", "test_plugin_task", "test_plugins", "test_train_cli", "test_train_distributed",
+    "test_train_launchers", "test_train_learns", "test_train_resume", "test_train_scale", "test_train_sweep",
+    "test_train_wheel", "test_tf1_convert",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: runs a training job, a program or an exporter (seconds)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.stem in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
