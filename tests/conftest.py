@@ -95,7 +95,8 @@ def to_device(args: dict, device) -> dict:
 # Files whose tests run training jobs, command-line programs, subprocesses or exporters (seconds each):
 # marked `slow`, so `pytest -m "not slow"` is the quick loop while editing; CI runs everything.
 SLOW_FILES = {
-    "test_cli_fuzz", "test_compile", "test_docs_snippets", "test_export", "test_faults", "test_glue",
+    "test_cli_fuzz", "test_compile", "test_docs_commands", "test_docs_snippets", "test_export", "test_faults",
+    "test_glue",
     "test_plugin_head", "test_plugin_task", "test_plugins", "test_train_cli", "test_train_distributed",
     "test_train_launchers", "test_train_learns", "test_train_resume", "test_train_scale", "test_train_sweep",
     "test_train_wheel", "test_tf1_convert",
