@@ -1,4 +1,5 @@
-"""Every `convbert-train` command in README.md and docs/ composes and passes the run's checks as written.
+"""Every `convbert-train` and `convbert-prepare` command in README.md and docs/ composes and passes the run's
+checks as written.
 
 The commands are read from the documents' code blocks (continuation lines joined, `&&` chains split,
 comments dropped). Each is checked as `convbert-train` checks a command line before it starts
@@ -23,7 +24,6 @@ from convbert.train.cli import check_command_line
 
 REPO = Path(__file__).resolve().parent.parent
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-PROGRAMS = ("convbert-train", "python -m convbert.train")
 # What the documents leave to the reader: the error names the key given for it, and the file is not here.
 READERS_OWN = ("no such file", "matches no file", "no config.json there", "could not be loaded",
                "train.tsv or", "Hugging Face cache")
@@ -42,7 +42,7 @@ def documented_commands() -> list[tuple[str, str]]:
                 for part in line.strip().split("&&"):
                     part = part.strip()
                     part = re.sub(r"^torchrun\b.*?-m convbert\.train\b", "convbert-train", part)
-                    if part.split(" ", 1)[0] == "convbert-train" and not part.startswith("convbert-train:"):
+                    if part.split(" ", 1)[0] in ("convbert-train", "convbert-prepare"):
                         found.append((document.name, part))
     return found
 
@@ -61,6 +61,10 @@ def documented_errors() -> list[tuple[str, str, str]]:
 def as_first_job(command: str) -> list[str]:
     """The command's overrides as its (first) single run: options dropped, placeholders made words."""
     args, out, skip = shlex.split(command, comments=True)[1:], [], False
+    if command.startswith("convbert-prepare"):
+        from convbert.train.prepare_cli import parse
+
+        args = parse(args)[1]  # its own options (--workers, --verify) are parsed, the rest are overrides
     for arg in args:
         if skip or arg in ("-m", "--multirun"):
             skip = False
