@@ -86,3 +86,38 @@ def test_the_readme_plugin_installed_with_its_entry_point_is_selected_by_its_slo
     assert summary["composition"]["layer"]["mixer"]["parts"]["conv"] == {"name": "token_shift"}
     (generated,) = (tmp_path / "cache" / "convbert" / "block-options").glob("*/mixer/token_shift.yaml")
     assert "name: token_shift" in generated.read_text()
+
+
+def test_the_readme_model_snippet_runs_on_a_run_directory(tmp_path: Path, monkeypatch) -> None:
+    """README's first Python block, on a directory shaped as `convbert-train` leaves `outputs/<run>/model`."""
+    import convbert
+
+    code = _block("README.md", "## The models").replace("<run>", "run")
+    directory = tmp_path / "outputs" / "run" / "model"
+    convbert.ConvBertForSequenceClassification(convbert.ConvBertConfig(
+        **tiny_config_kwargs(vocab_size=30522))).save_pretrained(directory)
+    convbert.ConvBertTokenizerFast().save_pretrained(directory)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["out"].logits.shape == (2, 2) and (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_the_readme_composition_snippet_builds_bert(tmp_path: Path) -> None:
+    code = _block("README.md", "## Swapping a block")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    model = namespace["model"]
+    assert type(model).__name__ == "ConvBertForMaskedLM"
+    assert type(model.convbert.layers[0].mixer).__name__ == "SelfAttention"
+
+
+def test_the_from_python_snippet_trains(tmp_path: Path, monkeypatch) -> None:
+    """docs/training.md's compose-and-run block, with 100 steps cut to 2."""
+    code = _block("docs/training.md", "## From Python")
+    code = code.replace("trainer.max_steps=100", "trainer.max_steps=2")
+    assert "trainer.max_steps=2" in code
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "docs/training.md", "exec"), namespace)
+    assert namespace["dev_loss"] > 0 and (tmp_path / "runs" / "mlm").is_dir()
