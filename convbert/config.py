@@ -116,6 +116,7 @@ class ConvBertConfig:
 
     # -- transformers' generic PretrainedConfig surface ----------------------------------------------
     is_encoder_decoder = False
+    chunk_size_feed_forward = 0  # no feed-forward chunking (the only value ConvBERT supports)
     sub_configs: ClassVar[dict[str, Any]] = {}  # no nested configs (transformers' composite models have them)
     base_model_tp_plan = None  # no tensor-parallel or pipeline plans (transformers' distributed loading)
     base_model_pp_plan = None
@@ -133,7 +134,6 @@ class ConvBertConfig:
         default = ConvBertConfig().to_dict()
         return {k: v for k, v in self.to_dict().items()
                 if k in ("model_type", "transformers_version") or default.get(k) != v}
-    chunk_size_feed_forward = 0  # no feed-forward chunking (the only value ConvBERT supports)
 
     @property
     def dtype(self) -> Any:

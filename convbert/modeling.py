@@ -322,10 +322,12 @@ class ConvBertPreTrainedModel(nn.Module):
 
         ``hf_format`` (default: whenever the composition allows it) writes Hugging Face's key names, so that
         ``transformers.ConvBertFor*.from_pretrained`` loads the directory; a composition Hugging Face cannot
-        express raises NotExpressibleError when ``hf_format=True`` and is saved in our names otherwise.
-        transformers' ``state_dict`` (in either naming), ``is_main_process`` and ``max_shard_size`` (shards
-        plus transformers' index file) are honoured; weights are always safetensors (``safe_serialization=
-        False`` would be a pickle, which this project never writes).
+        express raises NotExpressibleError when ``hf_format=True`` and is saved in our names otherwise, as
+        ``convbert_model.safetensors``: a name transformers does not read, so it refuses the directory
+        instead of building the model on fresh weights. transformers' ``state_dict`` (in either naming),
+        ``is_main_process`` and ``max_shard_size`` (shards plus transformers' index file) are honoured;
+        weights are always safetensors (``safe_serialization=False`` would be a pickle, which this project
+        never writes).
         """
         if not is_main_process:
             return
