@@ -266,9 +266,9 @@ class ConvBertPreTrainedModel(nn.Module):
         """transformers 5's map of tied parameters, in ``state_dict()`` names: {decoder: word embeddings}."""
         if not self._decoder_is_tied():
             return {}
-        names = {id(p): n for n, p in self.state_dict(keep_vars=True).items()}
-        decoder = names.get(id(self.get_output_embeddings().weight))
-        source = next((n for n, p in self.state_dict(keep_vars=True).items()
+        state = self.state_dict(keep_vars=True)
+        decoder = next((n for n, p in state.items() if p is self.get_output_embeddings().weight), None)
+        source = next((n for n, p in state.items()
                        if p is self.get_input_embeddings().weight and n != decoder), None)
         return {decoder: source} if decoder and source else {}
 

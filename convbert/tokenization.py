@@ -755,49 +755,13 @@ class TokenizerBase(AddedTokensMixin, ChatTemplateMixin):
         encoding["labels"] = labels["input_ids"]
         return encoding
 
-    def _encode_examples(
-        self,
-        text: Any,
-        text_pair: Any,
-        *,
-        add_special_tokens: bool,
-        padding: bool | str,
-        truncation: bool | str | None,
-        max_length: int | None,
-        is_split_into_words: bool,
-        pad_to_multiple_of: int | None,
-        padding_side: str | None,
-        return_tensors: str | None,
-        return_token_type_ids: bool | None,
-        return_attention_mask: bool | None,
-        return_special_tokens_mask: bool,
-        return_offsets_mapping: bool,
-        return_length: bool,
-        return_overflowing_tokens: bool,
-        stride: int,
-    ) -> BatchEncoding:
-        examples, batched = as_examples(text, text_pair, is_split_into_words)
+    def _encode_examples(self, text: Any, text_pair: Any, **options: Any) -> BatchEncoding:
+        """``__call__``'s encoding of a text (or batch) and its pairs; ``options``: its keyword arguments."""
+        examples, batched = as_examples(text, text_pair, options["is_split_into_words"])
         if self.empty_pair_is_single and not batched and examples[0][1] is not None and not examples[0][1]:
             examples = [(examples[0][0], None)]
-        options = self._options(
-            add_special_tokens=add_special_tokens,
-            padding=padding,
-            truncation=truncation,
-            max_length=max_length,
-            pad_to_multiple_of=pad_to_multiple_of,
-            padding_side=padding_side,
-            is_split_into_words=is_split_into_words,
-            return_tensors=return_tensors,
-            return_token_type_ids=return_token_type_ids,
-            return_attention_mask=return_attention_mask,
-            return_special_tokens_mask=return_special_tokens_mask,
-            return_offsets_mapping=return_offsets_mapping,
-            return_length=return_length,
-            return_overflowing_tokens=return_overflowing_tokens,
-            stride=stride,
-            has_pairs=any(second is not None for _, second in examples),
-        )
-        return self._encode(examples, batched, options)
+        has_pairs = any(second is not None for _, second in examples)
+        return self._encode(examples, batched, self._options(**options, has_pairs=has_pairs))
 
     def encode(self, text: TextOrWords, text_pair: TextOrWords | None = None, **kwargs: Any) -> list[int]:
         """The ``input_ids`` of one text or pair."""

@@ -69,8 +69,11 @@ def to_hf_names(state: dict[str, np.ndarray], head: str | None) -> dict[str, np.
     import torch
 
     tensors = {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
-    tensors = hf_keys.renamed_own_keys(tensors, _Mappable(head))  # names older versions wrote
     mapped, unmapped = hf_keys.to_hf(tensors, head)
+    if unmapped:  # perhaps names older versions wrote: renamed where today's name maps
+        renamed = hf_keys.renamed_own_keys({k: tensors[k] for k in unmapped}, _Mappable(head))
+        more, unmapped = hf_keys.to_hf(renamed, head)
+        mapped.update(more)
     if unmapped:
         raise CheckpointError(f"no Hugging Face name for: {', '.join(unmapped)}")
     return {k: v.numpy() for k, v in mapped.items()}
